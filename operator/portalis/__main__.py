@@ -1,0 +1,7 @@
+"""``python -m portalis`` is the ``portalis`` command."""
+
+import sys
+
+from portalis.cli.main import main
+
+sys.exit(main())

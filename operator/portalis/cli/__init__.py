@@ -1,0 +1,1 @@
+"""Command-line entry points: ``portalis`` and the ``kubectl portalis`` plugin."""

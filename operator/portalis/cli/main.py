@@ -1,0 +1,89 @@
+"""``portalis``: run the operator, and manage the local GPU cluster for development and tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from portalis import __version__
+
+
+def _cmd_operator_run(args: argparse.Namespace) -> int:
+    from portalis.operator_main import run_operator
+
+    return run_operator(
+        namespaces=args.namespace or None,
+        health=f"http://{args.health_host}:{args.health_port}/healthz",
+        verbose=args.verbose,
+    )
+
+
+def _devcluster(args: argparse.Namespace) -> int:
+    from portalis.devcluster.build import BuildError
+    from portalis.devcluster.cluster import DevCluster, DevClusterError
+    from portalis.devcluster.nodes import FleetSpec
+
+    fleet = FleetSpec(
+        h100_nodes=args.h100_nodes,
+        a100_nodes=args.a100_nodes,
+        cpu_nodes=args.cpu_nodes,
+        gpus_per_node=args.gpus_per_node,
+    )
+    cluster = DevCluster(args.state_dir, fleet)
+    try:
+        if args.action == "up":
+            cluster.up()
+            print(f"export KUBECONFIG={cluster.kubeconfig}")
+        elif args.action == "down":
+            cluster.down()
+        elif args.action == "status":
+            for line in cluster.describe():
+                print(line)
+            return 0 if cluster.healthy() else 1
+        elif args.action == "env":
+            env = cluster.env()
+            print(f"export KUBECONFIG={env['KUBECONFIG']}")
+            print(f"export PATH={json.dumps(env['PATH'])}")
+    except (BuildError, DevClusterError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portalis", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"portalis {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    op = sub.add_parser("operator", help="the Portalis operator")
+    op_sub = op.add_subparsers(dest="operator_command", required=True)
+    run = op_sub.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
+    run.add_argument("--health-host", default="0.0.0.0")
+    run.add_argument("--health-port", type=int, default=8080)
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=_cmd_operator_run)
+
+    dc = sub.add_parser("devcluster", help="the local GPU cluster (real control plane, KWOK GPU nodes, KubeRay)")
+    dc.add_argument("action", choices=["up", "down", "status", "env"])
+    dc.add_argument("--state-dir", type=lambda s: __import__("pathlib").Path(s), default=None)
+    dc.add_argument("--h100-nodes", type=int, default=4)
+    dc.add_argument("--a100-nodes", type=int, default=4)
+    dc.add_argument("--cpu-nodes", type=int, default=2)
+    dc.add_argument("--gpus-per-node", type=int, default=8)
+    dc.set_defaults(func=_devcluster)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

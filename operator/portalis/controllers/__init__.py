@@ -1,0 +1,1 @@
+"""kopf handlers, kept thin: observe -> compute desired state (``desired``) -> apply (``clients``) -> status."""
