@@ -87,6 +87,7 @@ class OperatorProcess:
         self.kube = kube
         self.log = log
         self.health_port = free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -108,6 +109,8 @@ class OperatorProcess:
                     "127.0.0.1",
                     "--health-port",
                     str(self.health_port),
+                    "--metrics-port",
+                    str(self.metrics_port),
                 ],
                 stdout=fh,
                 stderr=subprocess.STDOUT,

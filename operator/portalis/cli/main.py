@@ -17,6 +17,7 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
     return run_operator(
         namespaces=args.namespace or None,
         health=f"http://{args.health_host}:{args.health_port}/healthz",
+        metrics_port=args.metrics_port,
         verbose=args.verbose,
     )
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("--health-host", default="0.0.0.0")
     run.add_argument("--health-port", type=int, default=8080)
+    run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0 turns it off)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_operator_run)
 
@@ -80,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "operator":  # the operator's logging is set up by kopf
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rc: int = args.func(args)
     return rc
 

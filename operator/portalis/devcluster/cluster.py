@@ -79,6 +79,13 @@ class Ports:
     kwok: int = 0
     kuberay_metrics: int = 0
     kuberay_probe: int = 0
+    dask_operator: int = 0
+
+    def fill_missing(self) -> None:
+        """Give a port to components added since the state was written; running ones keep theirs."""
+        for name in self.__dataclass_fields__:
+            if not getattr(self, name):
+                setattr(self, name, free_port())
 
     def allocate(self) -> None:
         for name in self.__dataclass_fields__:
@@ -106,13 +113,29 @@ class State:
         tmp.replace(path)
 
 
+def dask_crd_dir() -> Path:
+    """dask-kubernetes ships ready-to-apply CRDs inside its wheel (its Helm chart's crds/)."""
+    import dask_kubernetes
+
+    base = Path(dask_kubernetes.__file__).parent
+    return base / "operator" / "deployment" / "helm" / "dask-kubernetes-operator" / "crds"
+
+
 def default_state_dir(name: str = "default") -> Path:
     override = os.environ.get("PORTALIS_DEVCLUSTER_DIR")
     return Path(override) if override else build.cache_root() / "clusters" / name
 
 
 # The order components start in; `down` stops them in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kuberay-operator")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kuberay-operator",
+    "dask-operator",
+)
 
 
 class DevCluster:
@@ -185,6 +208,7 @@ class DevCluster:
             self._stop_all(st)
             st = State(ports=st.ports, fleet=st.fleet)
             st.ports.allocate()
+        st.ports.fill_missing()
         self._write_pki()
         self._write_kubeconfig(st.ports.apiserver)
         st.fleet = asdict(self.fleet)
@@ -200,6 +224,7 @@ class DevCluster:
             self._bootstrap()  # a repaired cluster may have lost its nodes or CRDs; applying is idempotent
         self._wait(self._nodes_ready, 60, "KWOK GPU nodes Ready")
         self._wait(self._kuberay_ready, 60, "KubeRay operator healthy")
+        self._wait(self._dask_operator_ready, 60, "dask-kubernetes operator healthy")
         _log(f"up in {time.monotonic() - started:.1f}s; export KUBECONFIG={self.kubeconfig}")
         return self
 
@@ -392,6 +417,12 @@ class DevCluster:
                 "--log-stdout-encoder=console",
                 "--reconcile-concurrency=8",
             ]
+        if name == "dask-operator":
+            # dask-kubernetes' own operator (kopf), from the installed wheel
+            return [
+                sys.executable, "-m", "kopf", "run", "-m", "dask_kubernetes.operator.controller",
+                "--all-namespaces", "--standalone", f"--liveness=http://127.0.0.1:{p.dask_operator}/healthz",
+            ]  # fmt: skip
         raise KeyError(name)
 
     def _start(self, name: str, st: State) -> None:
@@ -503,8 +534,13 @@ class DevCluster:
             str(self.tc.ray_crds),
         )
         self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/rayclusters.ray.io", "crd/rayjobs.ray.io"
-        )
+            "apply", "--server-side", "--force-conflicts", "--field-manager=portalis-devcluster",
+            "-f", str(dask_crd_dir()),
+        )  # fmt: skip
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/rayclusters.ray.io", "crd/rayjobs.ray.io", "crd/daskclusters.kubernetes.dask.org",
+        )  # fmt: skip
 
     def _nodes_ready(self) -> bool:
         proc = self.kubectl("get", "nodes", "-o", "json", check=False)
@@ -522,6 +558,10 @@ class DevCluster:
     def _kuberay_ready(self) -> bool:
         port = self.state().ports.kuberay_probe
         return self._get(f"http://127.0.0.1:{port}/readyz", token=None)[0] == 200
+
+    def _dask_operator_ready(self) -> bool:
+        port = self.state().ports.dask_operator
+        return self._get(f"http://127.0.0.1:{port}/healthz", token=None)[0] == 200
 
     def describe(self) -> Iterable[str]:
         st = self.state()

@@ -1,0 +1,178 @@
+"""The Kubernetes API: server-side apply, status patches, deletes and Events, tolerant of 404 and 409.
+
+Synchronous calls on the official client, run in worker threads by the async controllers
+(``await asyncio.to_thread(...)``). Every write names Portalis' field manager, so ``kubectl get -o yaml
+--show-managed-fields`` shows which fields Portalis owns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kubernetes
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger("portalis.kube")
+
+FIELD_MANAGER = "portalis-operator"
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What an Event is about, and what a status patch targets."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/")[0] if "/" in self.api_version else ""
+
+    @property
+    def version(self) -> str:
+        return self.api_version.split("/")[-1]
+
+
+PLURALS = {
+    "TranslationCluster": "translationclusters",
+    "TranslationJob": "translationjobs",
+    "RayCluster": "rayclusters",
+    "RayJob": "rayjobs",
+    "DaskCluster": "daskclusters",
+    "DaskWorkerGroup": "daskworkergroups",
+}
+
+
+def not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ApiException) and exc.status == 404
+
+
+def conflict(exc: BaseException) -> bool:
+    return isinstance(exc, ApiException) and exc.status == 409
+
+
+class Kube:
+    """A thread-safe handle on the API server for the operator process."""
+
+    _lock = threading.Lock()
+    _shared: Kube | None = None
+
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.api = api_client
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.field_manager = FIELD_MANAGER
+
+    @classmethod
+    def shared(cls) -> Kube:
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls(_load_client())
+            return cls._shared
+
+    # ---- custom objects ----------------------------------------------------------------------------------
+    def apply(self, obj: dict[str, Any], force: bool = True) -> dict[str, Any]:
+        """Server-side apply of a namespaced custom object; creates it when missing."""
+        group, version = obj["apiVersion"].split("/")
+        meta = obj["metadata"]
+        result = self.custom.patch_namespaced_custom_object(
+            group, version, meta["namespace"], PLURALS[obj["kind"]], meta["name"], obj,
+            field_manager=self.field_manager, force=force, _content_type=APPLY,
+        )  # fmt: skip
+        return cast(dict[str, Any], result)
+
+    def get(self, ref: Ref) -> dict[str, Any] | None:
+        try:
+            obj = self.custom.get_namespaced_custom_object(
+                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], obj)
+
+    def patch_status(self, ref: Ref, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource; a deleted object is not an error."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, {"status": status},
+                _content_type=MERGE,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch(self, ref: Ref, body: dict[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object(
+                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, body, _content_type=MERGE
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def delete(self, ref: Ref) -> bool:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name,
+                propagation_policy="Background",
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # ---- events ------------------------------------------------------------------------------------------
+    def event(self, ref: Ref, type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event on ``ref``; failures are logged, never raised (Events are best effort)."""
+        now = datetime.now(UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{ref.name}.{uuid.uuid4().hex[:16]}", "namespace": ref.namespace},
+            "involvedObject": {
+                "apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "namespace": ref.namespace,
+                "uid": ref.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER),
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+        }  # fmt: skip
+        try:
+            self.core.create_namespaced_event(ref.namespace, body)  # type: ignore[arg-type]
+        except ApiException as exc:
+            log.warning("could not record Event %s on %s/%s: %s", reason, ref.namespace, ref.name, exc.reason)
+
+
+def _load_client() -> kubernetes.client.ApiClient:
+    config = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
+    config.connection_pool_maxsize = 32
+    if not config.verify_ssl:
+        # the kubeconfig itself asked to skip verification (the local cluster); say so once, not per request
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        log.warning("TLS verification of the API server is off, as the kubeconfig asks")
+    return kubernetes.client.ApiClient(config)

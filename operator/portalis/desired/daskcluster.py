@@ -1,0 +1,122 @@
+"""TranslationCluster spec -> dask-kubernetes ``kubernetes.dask.org/v1`` DaskCluster (pure).
+
+The Dask backend: a scheduler without GPUs and a default worker group whose containers carry the
+``nvidia.com/gpu`` limits, placed like the Ray workers. Portalis owns ``spec.worker.replicas``; the
+dask-kubernetes operator turns it into worker Deployments.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.desired.pods import (
+    Owner,
+    head_resources,
+    labels,
+    merge_template,
+    worker_affinity,
+    worker_env,
+    worker_resources,
+    worker_tolerations,
+)
+from portalis.desired.raycluster import clamp_replicas
+
+SCHEDULER_PORT = 8786
+DASHBOARD_PORT = 8787
+WORKER_DASHBOARD_PORT = 8788
+
+
+def daskcluster_name(cluster_name: str) -> str:
+    return cluster_name
+
+
+def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int | None = None) -> dict[str, Any]:
+    env = worker_env(spec, owner)
+    name = daskcluster_name(owner.name)
+    workers = spec.workers
+    worker_pod: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "worker",
+                "image": spec.image,
+                "args": [
+                    "dask-worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", "1",
+                    "--resources", f"GPU={workers.gpus_per_worker}",
+                    "--dashboard", "--dashboard-address", str(WORKER_DASHBOARD_PORT),
+                ],
+                "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
+                "resources": worker_resources(workers),
+                "env": copy.deepcopy(env),
+                "securityContext": {"allowPrivilegeEscalation": False},
+            }
+        ],
+        "affinity": worker_affinity(workers),
+        "tolerations": worker_tolerations(workers),
+        "terminationGracePeriodSeconds": min(spec.engine.timeout_seconds + 30, 3630),
+    }  # fmt: skip
+    if workers.node_selector:
+        worker_pod["nodeSelector"] = dict(workers.node_selector)
+    merged = merge_template({"metadata": {"labels": labels(owner, "worker")}, "spec": worker_pod}, workers.pod_template)
+
+    scheduler_pod: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "scheduler",
+                "image": spec.image,
+                "args": ["dask-scheduler"],
+                "ports": [
+                    {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
+                    {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
+                ],
+                "readinessProbe": {
+                    "httpGet": {"port": "http-dashboard", "path": "/health"},
+                    "initialDelaySeconds": 0,
+                    "periodSeconds": 10,
+                },
+                "resources": head_resources(spec),
+                "env": env,
+                "securityContext": {"allowPrivilegeEscalation": False},
+            }
+        ]
+    }
+    if spec.head is not None and spec.head.node_selector:
+        scheduler_pod["nodeSelector"] = dict(spec.head.node_selector)
+    if spec.head is not None and spec.head.tolerations:
+        scheduler_pod["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in spec.head.tolerations
+        ]
+    selector = {"dask.org/cluster-name": name, "dask.org/component": "scheduler"}
+    return {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskCluster",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": labels(owner, "daskcluster"),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "worker": {
+                "replicas": 0 if spec.suspend else clamp_replicas(spec, replicas),
+                "metadata": merged.get("metadata", {}),
+                "spec": merged["spec"],
+            },
+            "scheduler": {
+                "metadata": {"labels": labels(owner, "head")},
+                "spec": scheduler_pod,
+                "service": {
+                    "type": "ClusterIP",
+                    "selector": selector,
+                    "ports": [
+                        {"name": "tcp-comm", "protocol": "TCP", "port": SCHEDULER_PORT, "targetPort": "tcp-comm"},
+                        {
+                            "name": "http-dashboard", "protocol": "TCP", "port": DASHBOARD_PORT,
+                            "targetPort": "http-dashboard",
+                        },
+                    ],
+                },
+            },
+        },
+    }  # fmt: skip

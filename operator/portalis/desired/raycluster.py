@@ -1,0 +1,122 @@
+"""TranslationCluster spec -> KubeRay ``ray.io/v1`` RayCluster (pure).
+
+A head group without GPUs (``num-cpus: 0`` keeps translator actors off it) and one GPU worker group whose
+containers carry ``nvidia.com/gpu`` limits equal to requests. KubeRay's in-tree autoscaler is off: Portalis owns
+``replicas`` and names the workers to remove in ``scaleStrategy.workersToDelete``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.desired.pods import (
+    Owner,
+    head_resources,
+    labels,
+    merge_template,
+    worker_affinity,
+    worker_env,
+    worker_resources,
+    worker_tolerations,
+)
+
+RAY_VERSION = "2.60.0"
+WORKER_GROUP = "gpu-workers"
+HEAD_CONTAINER = "ray-head"
+WORKER_CONTAINER = "ray-worker"
+
+
+def raycluster_name(cluster_name: str) -> str:
+    """The RayCluster has the TranslationCluster's name, so `kubectl get raycluster NAME` just works."""
+    return cluster_name
+
+
+def clamp_replicas(spec: TranslationClusterSpec, replicas: int | None) -> int:
+    """The worker count to run: the scaler's choice within [minWorkers, maxWorkers], minWorkers at first."""
+    if replicas is None:
+        return spec.workers.min_workers
+    return max(spec.workers.min_workers, min(spec.workers.max_workers, replicas))
+
+
+def build_raycluster(
+    spec: TranslationClusterSpec,
+    owner: Owner,
+    replicas: int | None = None,
+    workers_to_delete: list[str] | None = None,
+) -> dict[str, Any]:
+    """The full desired RayCluster, every field Portalis owns (for server-side apply)."""
+    env = worker_env(spec, owner)
+    head_spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": HEAD_CONTAINER,
+                "image": spec.image,
+                "resources": head_resources(spec),
+                "env": env,
+                "securityContext": {"allowPrivilegeEscalation": False},
+            }
+        ],
+    }
+    if spec.head is not None and spec.head.node_selector:
+        head_spec["nodeSelector"] = dict(spec.head.node_selector)
+    if spec.head is not None and spec.head.tolerations:
+        head_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in spec.head.tolerations
+        ]
+
+    workers = spec.workers
+    worker_spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": WORKER_CONTAINER,
+                "image": spec.image,
+                "resources": worker_resources(workers),
+                "env": copy.deepcopy(env),
+                "securityContext": {"allowPrivilegeEscalation": False},
+            }
+        ],
+        "affinity": worker_affinity(workers),
+        "tolerations": worker_tolerations(workers),
+        # time for an in-flight item to finish or be handed back to the queue on scale-down
+        "terminationGracePeriodSeconds": min(spec.engine.timeout_seconds + 30, 3630),
+    }
+    if workers.node_selector:
+        worker_spec["nodeSelector"] = dict(workers.node_selector)
+    worker_template = merge_template(
+        {"metadata": {"labels": labels(owner, "worker")}, "spec": worker_spec}, workers.pod_template
+    )
+
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {
+            "name": raycluster_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": labels(owner, "raycluster"),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "rayVersion": RAY_VERSION,
+            "enableInTreeAutoscaling": False,
+            # a changed pod template (GPUs per worker, image, engine) needs new pods: KubeRay recreates them
+            "upgradeStrategy": {"type": "Recreate"},
+            "suspend": spec.suspend,
+            "headGroupSpec": {
+                "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0", "num-gpus": "0"},
+                "template": {"metadata": {"labels": labels(owner, "head")}, "spec": head_spec},
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": WORKER_GROUP,
+                    "replicas": clamp_replicas(spec, replicas),
+                    "minReplicas": workers.min_workers,
+                    "maxReplicas": workers.max_workers,
+                    "rayStartParams": {"num-gpus": str(workers.gpus_per_worker)},
+                    "scaleStrategy": {"workersToDelete": sorted(workers_to_delete or [])},
+                    "template": worker_template,
+                }
+            ],
+        },
+    }

@@ -1,0 +1,44 @@
+"""Prometheus metrics of the operator (names ``portalis_*``, units in the names)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECONCILES = Counter(
+    "portalis_reconcile_total", "Reconciles run, by controller and result (ok or error).", ["controller", "result"]
+)
+RECONCILE_SECONDS = Histogram(
+    "portalis_reconcile_duration_seconds",
+    "Time one reconcile took, by controller.",
+    ["controller"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+APPLIES = Counter(
+    "portalis_backend_applies_total",
+    "Server-side applies of backend objects (RayCluster, DaskCluster), by kind and reason.",
+    ["kind", "reason"],
+)
+WORKERS_DESIRED = Gauge(
+    "portalis_workers_desired", "Workers the operator wants, per cluster.", ["namespace", "cluster"]
+)
+WORKERS_READY = Gauge("portalis_workers_ready", "Worker pods ready, per cluster.", ["namespace", "cluster"])
+GPUS_ALLOCATED = Gauge(
+    "portalis_gpus_allocated", "GPUs allocated to running worker pods, per cluster.", ["namespace", "cluster"]
+)
+
+
+def observe_reconcile(controller: str, seconds: float, ok: bool) -> None:
+    RECONCILES.labels(controller, "ok" if ok else "error").inc()
+    RECONCILE_SECONDS.labels(controller).observe(seconds)
+
+
+def forget_cluster(namespace: str, cluster: str) -> None:
+    for gauge in (WORKERS_DESIRED, WORKERS_READY, GPUS_ALLOCATED):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, cluster)
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=host)
