@@ -66,7 +66,10 @@ cluster-down: venv ## stop the local GPU cluster
 demo: deps ## bring up the local GPU cluster and run Portalis on it
 	$(PY) -m portalis.devcluster.demo
 
+bench: deps ## run the benchmarks (BENCH=name for one); results in bench/results/
+	$(PY) -m bench.run $(BENCH)
+
 clean: ## remove the virtualenv and caches in the tree (the control-plane cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv apt-deps control-plane deps test test-unit lint format crds verify-generated cluster-up cluster-down demo clean
+.PHONY: help venv apt-deps control-plane deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench clean

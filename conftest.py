@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from portalis.devcluster import build
-from portalis.devcluster.cluster import DevCluster, free_port
+from portalis.devcluster.cluster import DevCluster
+from portalis.devcluster.operator import OperatorProcess, install_crds
 from portalis.devcluster.servers import RedisServer, S3Server
 
 
@@ -63,80 +59,10 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server.stop()
 
 
-CRD_DIR = Path(__file__).parent / "crds"
-
-
 @pytest.fixture(scope="session")
 def crds(kube: DevCluster) -> DevCluster:
     """Portalis' CRDs, installed from the generated files in crds/."""
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
-    kube.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/translationclusters.portalis.dev",
-        "crd/translationjobs.portalis.dev",
-    )
-    return kube
-
-
-class OperatorProcess:
-    """`portalis operator run` as a child process against the test cluster."""
-
-    def __init__(self, kube: DevCluster, log: Path) -> None:
-        self.kube = kube
-        self.log = log
-        self.health_port = free_port()
-        self.metrics_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.health_port}/healthz"
-
-    def start(self, extra_env: dict[str, str] | None = None) -> OperatorProcess:
-        env = self.kube.env()
-        env.update(extra_env or {})
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "portalis",
-                    "operator",
-                    "run",
-                    "--health-host",
-                    "127.0.0.1",
-                    "--health-port",
-                    str(self.health_port),
-                    "--metrics-port",
-                    str(self.metrics_port),
-                ],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.health_url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"operator did not serve {self.health_url} in 30s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+    return install_crds(kube)
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OperatorProcess
 
 from e2e.helpers import Cluster, wait_for
 from portalis.devcluster.nodes import GPU_PRODUCTS
+from portalis.devcluster.operator import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OperatorProcess
+
+from portalis.devcluster.operator import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

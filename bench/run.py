@@ -1,0 +1,35 @@
+"""``make bench [BENCH=name]``: run every benchmark, or one, each printing its JSON result line."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+BENCHES = {
+    "apply-to-raycluster": "bench.apply_to_raycluster",
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
+    failed = []
+    for name in names:
+        print(f"\n=== {name} ===", flush=True)
+        started = time.monotonic()
+        module = importlib.import_module(BENCHES[name])
+        rc = int(module.main())
+        print(f"=== {name}: {time.monotonic() - started:.0f}s ===", flush=True)
+        if rc:
+            failed.append(name)
+    if failed:
+        print(f"benchmarks that could not run: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
