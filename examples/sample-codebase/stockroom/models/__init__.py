@@ -1,0 +1,1 @@
+"""Plain data records of the domain: products, order lines, customers, bins and parcels."""

@@ -1,0 +1,1 @@
+"""Prices, taxes, discounts, currencies and shipping rates, all in integer cents."""

@@ -1,0 +1,1 @@
+"""Dates, delivery windows, picking shifts, rate limits and retry timing."""

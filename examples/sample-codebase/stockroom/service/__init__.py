@@ -1,0 +1,1 @@
+"""The application layer: checkout, the stock ledger, domain events and daily summaries."""

@@ -1,0 +1,1 @@
+"""Text helpers: URL slugs, fuzzy matching of product names, search tokens and printed receipts."""

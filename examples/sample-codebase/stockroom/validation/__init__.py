@@ -1,0 +1,1 @@
+"""Checks on identifiers, quantities and addresses before anything reaches the database."""
