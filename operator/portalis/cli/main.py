@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,13 +13,18 @@ from portalis import __version__
 
 
 def _cmd_operator_run(args: argparse.Namespace) -> int:
+    from portalis.config import OperatorConfig
     from portalis.operator_main import run_operator
 
+    config = OperatorConfig.from_env()
     return run_operator(
-        namespaces=args.namespace or None,
+        namespaces=args.namespace or config.namespaces or None,
         health=f"http://{args.health_host}:{args.health_port}/healthz",
         metrics_port=args.metrics_port,
         verbose=args.verbose,
+        leader_elect=args.leader_elect,
+        leader_namespace=args.leader_election_namespace,
+        log_format=args.log_format,
     )
 
 
@@ -54,6 +60,17 @@ def _devcluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """Hand the remaining arguments to the data plane's own parser."""
+    if args.worker_command == "run":
+        from portalis.worker import local
+
+        return local.main(args.rest)
+    from portalis.worker import ray_driver
+
+    return ray_driver.main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portalis", description=__doc__)
     parser.add_argument("--version", action="version", version=f"portalis {__version__}")
@@ -66,8 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-host", default="0.0.0.0")
     run.add_argument("--health-port", type=int, default=8080)
     run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0 turns it off)")
+    run.add_argument("--leader-elect", action="store_true", help="hold a Lease so only one replica is active")
+    run.add_argument(
+        "--leader-election-namespace", default=None, help="namespace of the Lease (default: POD_NAMESPACE)"
+    )
+    run.add_argument(
+        "--log-format", choices=["text", "json"], default=os.environ.get("PORTALIS_LOG_FORMAT", "text"),
+        help="json for one structured object per line (env PORTALIS_LOG_FORMAT)",
+    )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_operator_run)
+
+    wk = sub.add_parser("worker", help="the data plane: translation workers", add_help=False)
+    wk.add_argument(
+        "worker_command",
+        choices=["run", "ray-driver"],
+        help="run: local worker processes; ray-driver: translator actors on a Ray cluster",
+    )
+    wk.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the worker command (see its --help)")
+    wk.set_defaults(func=_worker)
 
     dc = sub.add_parser("devcluster", help="the local GPU cluster (real control plane, KWOK GPU nodes, KubeRay)")
     dc.add_argument("action", choices=["up", "down", "status", "env"])

@@ -1,0 +1,200 @@
+"""The object store: S3 (or any S3-compatible server) through boto3.
+
+The job controller lists sources and keeps each job's plan and report here; workers read sources and write
+translations. S3 errors surface as ``StoreError`` with a short ``reason`` (the S3 error code, or one of
+``NotFound``, ``AccessDenied``, ``Unreadable``, ``TooLarge``, ``Unavailable``) that callers branch on and that
+reads well in a status condition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+LIST_PAGE_SIZE = 1000
+
+_REASONS = {
+    "NoSuchKey": "NotFound",
+    "404": "NotFound",
+    "NotFound": "NotFound",
+    "NoSuchBucket": "NoSuchBucket",
+    "AccessDenied": "AccessDenied",
+    "403": "AccessDenied",
+    "Forbidden": "AccessDenied",
+    "AllAccessDisabled": "AccessDenied",
+    "InvalidAccessKeyId": "AccessDenied",
+    "SignatureDoesNotMatch": "AccessDenied",
+    "InvalidObjectState": "Unreadable",  # archived (Glacier) objects cannot be read until restored
+}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+
+class StoreError(Exception):
+    """An S3 request failed; ``reason`` says why in one word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _error(exc: Exception, what: str) -> StoreError:
+    if isinstance(exc, ClientError):
+        code = str(
+            exc.response.get("Error", {}).get("Code")
+            or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "Error")
+        )
+        reason = _REASONS.get(code, code)
+        return StoreError(reason, f"{what}: {reason} ({exc})")
+    return StoreError("Unavailable", f"{what}: the object store could not be reached or answered badly ({exc})")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Store:
+    """Buckets and objects on one S3 endpoint; safe to share between threads (boto3 clients are)."""
+
+    def __init__(
+        self,
+        endpoint: str | None,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        force_path_style: bool = True,
+    ) -> None:
+        self.endpoint = endpoint or None
+        self.region = region
+        config = Config(
+            region_name=region,
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+            max_pool_connections=32,
+            s3={"addressing_style": "path"} if force_path_style else None,
+        )
+        self.s3: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            config=config,
+        )
+
+    @classmethod
+    def from_env(cls) -> Store:
+        """Settings the chart and the worker pods set: PORTALIS_S3_ENDPOINT, AWS_* and PORTALIS_S3_FORCE_PATH_STYLE.
+
+        Without AWS_ACCESS_KEY_ID, boto3's usual credential chain applies (IRSA, instance profiles, ...).
+        """
+        return cls(
+            endpoint=os.environ.get("PORTALIS_S3_ENDPOINT") or None,
+            region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+            access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            force_path_style=_truthy(os.environ.get("PORTALIS_S3_FORCE_PATH_STYLE")),
+        )
+
+    def list(self, bucket: str, prefix: str, page_size: int = LIST_PAGE_SIZE) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, in key order, a page (``page_size`` keys) per request."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=str(obj.get("ETag", "")).strip('"'))
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, f"listing s3://{bucket}/{prefix}") from exc
+
+    def get_bytes(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's content; StoreError("TooLarge") when it is over ``max_bytes`` (checked before reading)."""
+        where = f"s3://{bucket}/{key}"
+        try:
+            resp = self.s3.get_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, f"reading {where}") from exc
+        body = resp["Body"]
+        size = int(resp.get("ContentLength") or 0)
+        if max_bytes is not None and size > max_bytes:
+            body.close()
+            raise StoreError("TooLarge", f"{where} is {size} bytes, over the limit of {max_bytes} bytes")
+        try:
+            data: bytes = body.read()
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, f"reading {where}") from exc
+        finally:
+            body.close()
+        if max_bytes is not None and len(data) > max_bytes:
+            raise StoreError("TooLarge", f"{where} is {len(data)} bytes, over the limit of {max_bytes} bytes")
+        return data
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> None:
+        try:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {}, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, f"writing s3://{bucket}/{key}") from exc
+
+    def head(self, bucket: str, key: str) -> dict[str, str] | None:
+        """The object's user metadata, or None when there is no such object."""
+        try:
+            resp = self.s3.head_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            err = _error(exc, f"reading s3://{bucket}/{key}")
+            if err.reason in ("NotFound", "NoSuchBucket"):
+                return None
+            raise err from exc
+        return {str(k): str(v) for k, v in (resp.get("Metadata") or {}).items()}
+
+    def put_json(self, bucket: str, key: str, obj: Any) -> None:
+        data = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        self.put_bytes(bucket, key, data, content_type="application/json")
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        data = self.get_bytes(bucket, key)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError("Unreadable", f"s3://{bucket}/{key} is not JSON: {exc}") from exc
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create the bucket unless it exists."""
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            if _error(exc, "").reason not in ("NotFound", "NoSuchBucket"):
+                raise _error(exc, f"checking bucket {bucket}") from exc
+        except BotoCoreError as exc:
+            raise _error(exc, f"checking bucket {bucket}") from exc
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if self.region and self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self.s3.create_bucket(**kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code != "BucketAlreadyOwnedByYou":
+                raise _error(exc, f"creating bucket {bucket}") from exc
+        except BotoCoreError as exc:
+            raise _error(exc, f"creating bucket {bucket}") from exc

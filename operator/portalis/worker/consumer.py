@@ -1,0 +1,260 @@
+"""The worker loop: take an item, translate it, write the output, report the outcome (one item at a time).
+
+A plain library, so the same loop runs inside a Ray translator actor (``ray_driver``), as a local process
+(``local``) and in tests. For each item: read the source from S3, look in the result cache, else call the engine;
+write the translation to the item's deterministic output key *before* acknowledging it, so a redelivered item
+overwrites the same object instead of adding a second one; then ``complete`` it with the GPU-seconds it used
+(wall time x the GPUs this worker holds). Problems that retrying cannot fix (missing or unreadable source, not
+UTF-8, too large, an unsupported construct) fail the item at once; transient ones leave it for redelivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from portalis.clients.queue import Delivery, RedisQueue
+from portalis.clients.store import Store, StoreError
+from portalis.desired.plan import DEFAULT_MAX_FILE_BYTES
+from portalis.worker.cache import ResultCache, source_sha256
+from portalis.worker.engines.base import Engine, Source
+
+log = logging.getLogger("portalis.worker")
+
+# Store errors on the source that no retry can fix.
+PERMANENT_READ_ERRORS = ("NotFound", "NoSuchBucket", "AccessDenied", "Unreadable", "TooLarge")
+# Store errors on the output that no retry can fix (the job's output location is wrong).
+PERMANENT_WRITE_ERRORS = ("NoSuchBucket", "AccessDenied")
+
+DONE, CACHED, FAILED, RETRY = "done", "cached", "failed", "retry"
+
+
+def count_lines(text: str) -> int:
+    if not text:
+        return 0
+    return text.count("\n") + (0 if text.endswith("\n") else 1)
+
+
+def _read_reason(exc: StoreError, where: str) -> str:
+    if exc.reason == "NotFound":
+        return f"source not found: {where}"
+    if exc.reason == "NoSuchBucket":
+        return f"source bucket does not exist: {where}"
+    if exc.reason == "AccessDenied":
+        return f"access denied reading {where}"
+    if exc.reason == "TooLarge":
+        return f"source too large: {exc}"
+    return f"source unreadable: {exc}"
+
+
+class Worker:
+    """Translates items from one cluster's queue; one Worker per thread or actor."""
+
+    def __init__(
+        self,
+        queue: RedisQueue,
+        store: Store,
+        cache: ResultCache,
+        engine: Engine,
+        name: str,
+        gpus: float = 1.0,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        take_block_ms: int = 1000,
+        heartbeat_ttl_seconds: int = 15,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.cache = cache
+        self.engine = engine
+        self.name = name
+        self.gpus = gpus
+        self.max_file_bytes = max_file_bytes
+        self.clock = clock
+        self.take_block_ms = take_block_ms
+        self.heartbeat_ttl_seconds = heartbeat_ttl_seconds
+        self.processed: dict[str, int] = {DONE: 0, CACHED: 0, FAILED: 0, RETRY: 0}
+        self._state: tuple[str, str | None, str | None] = ("idle", None, None)
+        self._state_lock = threading.Lock()
+
+    # --- one item ---
+
+    def process(self, d: Delivery) -> str:
+        """Translate one delivered item and report it; returns "done", "cached", "failed" or "retry"."""
+        outcome = self._process(d)
+        self.processed[outcome] = self.processed.get(outcome, 0) + 1
+        return outcome
+
+    def _process(self, d: Delivery) -> str:
+        start = self.clock()
+        item = d.item
+        where = f"s3://{item.source_bucket}/{item.source_key}"
+        try:
+            data = self.store.get_bytes(item.source_bucket, item.source_key, max_bytes=self.max_file_bytes)
+        except StoreError as exc:
+            if exc.reason in PERMANENT_READ_ERRORS:
+                return self._fail(d, _read_reason(exc, where))
+            return self._retry(d, f"reading {where}: {exc}")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return self._fail(d, f"not UTF-8 text: {item.source_key} (invalid byte at offset {exc.start})")
+        lines = count_lines(text)
+        engine_name, engine_version = self.engine.name, self.engine.version
+        cached = self.cache.get(engine_name, engine_version, item.target_language, text)
+        if cached is not None:
+            failed = self._write(d, text, cached)
+            if failed is not None:
+                return failed
+            gpu_seconds = (self.clock() - start) * self.gpus
+            self.queue.complete(d, CACHED, gpu_seconds=gpu_seconds, lines=lines)
+            log.info("item %s of job %s: %s served from the result cache", item.item_id, item.job_name, item.path)
+            return CACHED
+        source = Source(
+            path=item.path,
+            text=text,
+            source_language=item.source_language,
+            target_language=item.target_language,
+        )
+        try:
+            results = self.engine.translate([source])
+        except Exception as exc:  # an engine bug or outage must not take the worker down
+            log.warning("item %s of job %s: engine %s raised: %s", item.item_id, item.job_name, engine_name, exc)
+            return self._retry(d, f"engine {engine_name} raised {type(exc).__name__}: {exc}")
+        if len(results) != 1:
+            return self._retry(d, f"engine {engine_name} returned {len(results)} results for 1 source")
+        result = results[0]
+        if not result.ok:
+            reason = f"{engine_name} could not translate {item.path}: {result.error or 'no reason given'}"
+            if result.permanent:
+                return self._fail(d, reason)
+            return self._retry(d, reason)
+        failed = self._write(d, text, result.text)
+        if failed is not None:
+            return failed
+        self.cache.put(engine_name, engine_version, item.target_language, text, result.text)
+        gpu_seconds = (self.clock() - start) * self.gpus
+        counted = self.queue.complete(d, DONE, gpu_seconds=gpu_seconds, lines=lines)
+        log.info(
+            "item %s of job %s: translated %s (%d lines) in %.2fs%s",
+            item.item_id,
+            item.job_name,
+            item.path,
+            lines,
+            self.clock() - start,
+            "" if counted else " (already counted by an earlier delivery)",
+        )
+        return DONE
+
+    def _write(self, d: Delivery, source_text: str, translated: str) -> str | None:
+        item = d.item
+        metadata = {
+            "source-sha256": source_sha256(source_text),
+            "engine": self.engine.name,
+            "engine-version": self.engine.version,
+        }
+        try:
+            self.store.put_bytes(item.output_bucket, item.output_key, translated.encode("utf-8"), metadata=metadata)
+        except StoreError as exc:
+            where = f"s3://{item.output_bucket}/{item.output_key}"
+            if exc.reason in PERMANENT_WRITE_ERRORS:
+                return self._fail(d, f"cannot write output {where}: {exc.reason}")
+            return self._retry(d, f"writing {where}: {exc}")
+        return None
+
+    def _fail(self, d: Delivery, reason: str) -> str:
+        log.warning("item %s of job %s failed: %s", d.item.item_id, d.item.job_name, reason)
+        self.queue.fail(d, reason)
+        return FAILED
+
+    def _retry(self, d: Delivery, reason: str) -> str:
+        log.warning(
+            "item %s of job %s will be retried (attempt %d): %s", d.item.item_id, d.item.job_name, d.attempt, reason
+        )
+        self.queue.retry_later(d, reason)
+        return RETRY
+
+    # --- the loop ---
+
+    def _set_state(self, state: str, d: Delivery | None = None) -> None:
+        new = (state, d.item.item_id if d else None, f"{d.item.job_namespace}/{d.item.job_name}" if d else None)
+        with self._state_lock:
+            changed = new != self._state
+            self._state = new
+        if changed:
+            self._beat()
+
+    def _beat(self, ttl_seconds: int | None = None) -> None:
+        with self._state_lock:
+            state, item_id, job = self._state
+        try:
+            self.queue.heartbeat(
+                self.name, state, item_id=item_id, job=job, ttl_seconds=ttl_seconds or self.heartbeat_ttl_seconds
+            )
+        except redis.RedisError as exc:
+            log.warning("worker %s: heartbeat failed: %s", self.name, exc)
+
+    def _heartbeats(self, finished: threading.Event) -> None:
+        interval = max(0.5, self.heartbeat_ttl_seconds / 3)
+        while not finished.wait(interval):
+            self._beat()
+
+    def run(self, stop: threading.Event, idle_exit_seconds: float | None = None) -> None:
+        """Work until ``stop`` is set (checked between items) or, with ``idle_exit_seconds``, until idle that long.
+
+        An item taken after ``stop`` was set is released for another worker at once; an item being translated
+        when it is set completes normally (engine calls are bounded by the engine's timeout).
+        """
+        log.info("worker %s: started on queue %s", self.name, self.queue.prefix)
+        finished = threading.Event()
+        beats = threading.Thread(target=self._heartbeats, args=(finished,), name=f"{self.name}-heartbeat", daemon=True)
+        self._set_state("idle")
+        self._beat()
+        beats.start()
+        idle_since = self.clock()
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                self._set_state("idle")
+                try:
+                    d = self.queue.take(self.name, block_ms=self.take_block_ms)
+                except redis.RedisError as exc:
+                    log.warning("worker %s: queue unavailable, retrying in %.1fs: %s", self.name, backoff, exc)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                backoff = 0.5
+                if d is None:
+                    if idle_exit_seconds is not None and self.clock() - idle_since >= idle_exit_seconds:
+                        log.info("worker %s: idle for %.0fs, exiting", self.name, idle_exit_seconds)
+                        break
+                    continue
+                if stop.is_set():
+                    self._release(d)
+                    break
+                self._set_state("busy", d)
+                try:
+                    self.process(d)
+                except Exception:  # the item stays pending and is redelivered after the visibility timeout
+                    log.exception(
+                        "worker %s: item %s of job %s not finished", self.name, d.item.item_id, d.item.job_name
+                    )
+                idle_since = self.clock()
+        finally:
+            finished.set()
+            beats.join(timeout=5)
+            self._set_state("idle")
+            self._beat(ttl_seconds=1)  # gone: let the heartbeat expire at once
+            log.info("worker %s: stopped (%s)", self.name, ", ".join(f"{k} {v}" for k, v in self.processed.items()))
+
+    def _release(self, d: Delivery) -> None:
+        try:
+            if self.queue.release(d):
+                log.info("worker %s: stopping, released item %s of job %s", self.name, d.item.item_id, d.item.job_name)
+        except redis.RedisError as exc:  # it will be redelivered after the visibility timeout instead
+            log.warning("worker %s: could not release item %s: %s", self.name, d.item.item_id, exc)

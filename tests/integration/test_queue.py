@@ -1,0 +1,436 @@
+"""The Redis Streams work queue against a real redis-server: ordering, redelivery, counting and recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import pytest
+import redis
+
+from portalis.clients.queue import PRIORITIES, Delivery, RedisQueue, WorkItem, queue_for
+from portalis.devcluster.servers import RedisServer
+
+VISIBILITY = 1.0  # seconds; short so redelivery tests run fast
+
+
+def make_items(
+    uid: str, n: int, priority: str = "Batch", max_attempts: int = 3, start: int = 0, job: str = "job"
+) -> list[WorkItem]:
+    return [
+        WorkItem(
+            job_namespace="team-a",
+            job_name=job,
+            job_uid=uid,
+            item_id=f"{i:06d}",
+            source_bucket="src",
+            source_key=f"repo/mod_{i}.py",
+            output_bucket="out",
+            output_key=f"translations/team-a/{job}/mod_{i}.rs",
+            size_bytes=100 + i,
+            size_class="tiny",
+            priority=priority,
+            max_attempts=max_attempts,
+            relative_path=f"mod_{i}.py",
+        )
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    r = redis.Redis.from_url(redis_server.url)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def queue(client: redis.Redis) -> RedisQueue:
+    """A queue whose items are never reclaimed during a test (nothing here waits five minutes)."""
+    q = RedisQueue(client, "team-a", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=300)
+    q.ensure_groups()
+    return q
+
+
+@pytest.fixture
+def fast_queue(client: redis.Redis) -> RedisQueue:
+    """A queue with a short visibility timeout, for the redelivery tests."""
+    q = RedisQueue(client, "team-a", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=VISIBILITY)
+    q.ensure_groups()
+    return q
+
+
+def uid() -> str:
+    return str(uuid.uuid4())
+
+
+def drain(q: RedisQueue, consumer: str = "drain") -> list[Delivery]:
+    out = []
+    while (d := q.take(consumer, block_ms=0)) is not None:
+        out.append(d)
+    return out
+
+
+def entries(q: RedisQueue) -> list[dict[str, str]]:
+    found = []
+    for stream in q.streams:
+        for _id, raw in q.r.xrange(stream):
+            found.append({k.decode(): v.decode() for k, v in raw.items()})
+    return found
+
+
+def test_work_item_round_trips_through_stream_fields() -> None:
+    item = make_items("u", 1)[0]
+    fields = item.to_fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert WorkItem.from_fields({k.encode(): v.encode() for k, v in fields.items()}) == item
+    assert WorkItem.from_fields({**fields, "unknown": "x"}) == item
+    assert item.path == "mod_0.py"
+
+
+class CrashingItems(Sequence[WorkItem]):
+    """The plan's items, but the process 'dies' when it reaches the batch starting at ``crash_at``."""
+
+    def __init__(self, items: list[WorkItem], crash_at: int) -> None:
+        self.items = items
+        self.crash_at = crash_at
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, i: int) -> WorkItem: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[WorkItem]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice) and (i.start or 0) >= self.crash_at:
+            raise SystemExit("operator killed")
+        return self.items[i]
+
+
+def test_enqueue_is_idempotent_across_a_crash(queue: RedisQueue) -> None:
+    job = uid()
+    items = make_items(job, 100)
+    with pytest.raises(SystemExit):
+        queue.enqueue(job, CrashingItems(items, crash_at=30), 0, batch_size=10)
+    assert queue.job_stats(job).enqueued == 30  # three whole batches, nothing of the fourth
+    assert queue.job_stats(job).epoch_present
+
+    assert queue.enqueue(job, items, 0, batch_size=10) == 100  # the restarted controller enqueues everything again
+    assert queue.enqueue(job, items, 0) == 100
+    assert queue.enqueue(job, items[60:], 60) == 100
+    ids = [e["item_id"] for e in entries(queue)]
+    assert sorted(ids) == [f"{i:06d}" for i in range(100)]  # each item exactly once
+
+    more = make_items(job, 5, start=100)
+    assert queue.enqueue(job, more, 100) == 105
+    with pytest.raises(ValueError, match="from index 200"):
+        queue.enqueue(job, make_items(job, 1, start=200), 200)
+    assert len(entries(queue)) == 105
+
+
+def test_interactive_items_are_taken_before_waiting_batch_items(queue: RedisQueue) -> None:
+    batch_job, interactive_job = uid(), uid()
+    queue.enqueue(batch_job, make_items(batch_job, 1000), 0)
+    queue.enqueue(interactive_job, make_items(interactive_job, 1, priority="Interactive", job="urgent"), 0)
+    first = queue.take("w1")
+    assert first is not None and first.item.priority == "Interactive" and first.item.job_uid == interactive_job
+    second = queue.take("w1")
+    assert second is not None and second.item.job_uid == batch_job and second.item.item_id == "000000"
+    low = uid()
+    queue.enqueue(low, make_items(low, 1, priority="LowPriority"), 0)
+    training = uid()
+    queue.enqueue(training, make_items(training, 1, priority="Training"), 0)
+    taken = [queue.take("w1") for _ in range(998)]
+    assert all(taken)
+    assert {d.item.job_uid for d in taken if d} == {batch_job}
+    assert len({d.item.item_id for d in taken if d}) == 998
+    assert [d.item.priority for d in drain(queue)] == ["Batch", "Training", "LowPriority"]
+
+
+def test_a_blocking_take_wakes_up_for_a_new_item(queue: RedisQueue) -> None:
+    job = uid()
+    timer = threading.Timer(0.3, lambda: queue.enqueue(job, make_items(job, 1, priority="Interactive"), 0))
+    timer.start()
+    started = time.monotonic()
+    d = queue.take("w1", block_ms=5000)
+    assert d is not None and d.item.job_uid == job
+    assert time.monotonic() - started < 3
+    assert queue.take("w1", block_ms=200) is None
+
+
+def test_an_unacknowledged_item_is_redelivered_after_the_visibility_timeout(fast_queue: RedisQueue) -> None:
+    queue = fast_queue
+    job = uid()
+    queue.enqueue(job, make_items(job, 1), 0)
+    first = queue.take("w1")
+    assert first is not None and first.attempt == 1 and first.consumer == "w1"
+    assert queue.take("w2", block_ms=0) is None  # still invisible to others
+    time.sleep(VISIBILITY + 0.2)
+    second = queue.take("w2", block_ms=0)
+    assert second is not None
+    assert (second.item, second.entry_id, second.attempt, second.consumer) == (first.item, first.entry_id, 2, "w2")
+
+    # Both deliveries finish (w1 was only slow, not dead): the item is counted once.
+    assert queue.complete(second, "done", gpu_seconds=1.5, lines=10) is True
+    assert queue.complete(first, "done", gpu_seconds=1.5, lines=10) is False
+    stats = queue.job_stats(job)
+    assert (stats.done, stats.cached, stats.failed, stats.lines) == (1, 0, 0, 10)
+    assert stats.gpu_seconds == pytest.approx(1.5)
+    assert queue.backlog() == 0
+
+
+def test_items_are_dead_lettered_after_max_attempts(fast_queue: RedisQueue) -> None:
+    queue = fast_queue
+    job = uid()
+    queue.enqueue(job, make_items(job, 1, max_attempts=2), 0)
+    d1 = queue.take("w1")
+    assert d1 is not None and d1.attempt == 1
+    queue.retry_later(d1, "engine timed out after 300s")
+    time.sleep(VISIBILITY + 0.2)
+    d2 = queue.take("w2")
+    assert d2 is not None and d2.attempt == 2
+    queue.retry_later(d2, "HTTP 503 from the model server")
+    time.sleep(VISIBILITY + 0.2)
+    assert queue.take("w3", block_ms=0) is None  # a third delivery would exceed maxAttemptsPerItem
+    [(item, reason)] = queue.dead_letters()
+    assert item == d1.item
+    assert reason.startswith("exceeded maxAttemptsPerItem (2)")
+    assert "HTTP 503" in reason
+    stats = queue.job_stats(job)
+    assert stats.failed == 1 and stats.done == 0
+    assert stats.failed_items == {"000000": reason}
+    assert queue.backlog() == 0
+
+
+def test_fail_counts_once_and_a_later_success_wins(fast_queue: RedisQueue) -> None:
+    queue = fast_queue
+    job = uid()
+    queue.enqueue(job, make_items(job, 2), 0)
+    a = queue.take("w1")
+    assert a is not None
+    time.sleep(VISIBILITY + 0.2)
+    a_again = queue.take("w2")
+    assert a_again is not None and a_again.item == a.item
+    queue.fail(a, "py2many could not translate mod_0.py: unsupported construct")
+    queue.fail(a_again, "py2many could not translate mod_0.py: unsupported construct")
+    assert queue.job_stats(job).failed == 1
+    assert len(queue.dead_letters()) == 1
+
+    b = queue.take("w1")
+    assert b is not None and b.item.item_id == "000001"
+    time.sleep(VISIBILITY + 0.2)
+    b_again = queue.take("w2")
+    assert b_again is not None
+    queue.fail(b_again, "flaky")  # one delivery fails for good while a slower one succeeds
+    assert queue.complete(b, "done", 0.1)
+    stats = queue.job_stats(job)
+    assert (stats.done, stats.failed) == (1, 1)
+    assert list(stats.failed_items) == ["000000"]
+
+
+def test_release_puts_an_item_back_without_using_an_attempt(fast_queue: RedisQueue) -> None:
+    queue = fast_queue
+    job = uid()
+    queue.enqueue(job, make_items(job, 1, max_attempts=2), 0)
+    d = queue.take("w1")
+    assert d is not None and d.attempt == 1
+    assert queue.release(d) is True
+    assert queue.release(d) is False  # no longer held
+    again = queue.take("w2", block_ms=0)
+    assert again is not None and again.item == d.item and again.attempt == 1 and again.entry_id != d.entry_id
+
+    time.sleep(VISIBILITY + 0.2)
+    reclaimed = queue.take("w3", block_ms=0)
+    assert reclaimed is not None and reclaimed.attempt == 2
+    assert queue.release(again) is False  # w2 lost it to w3: releasing must not duplicate it
+    assert queue.release(reclaimed) is True
+    last = queue.take("w4", block_ms=0)
+    assert last is not None and last.attempt == 2  # the released copy keeps the attempts it used
+    assert queue.take("w5", block_ms=0) is None
+    assert len(entries(queue)) == 1
+    assert queue.complete(last, "cached", gpu_seconds=0.0)
+    assert queue.job_stats(job).cached == 1
+
+
+def test_cancel_job_removes_only_that_jobs_entries(queue: RedisQueue) -> None:
+    a, b = uid(), uid()
+    queue.enqueue(a, make_items(a, 1500, job="a"), 0)
+    queue.enqueue(b, make_items(b, 10, job="b"), 0)
+    queue.enqueue(b, [], 10)
+    c = uid()
+    queue.enqueue(c, make_items(c, 5, priority="Interactive", job="c"), 0)
+    held = [queue.take("w1") for _ in range(7)]  # c's five, then two of a's, in flight
+    assert [d.item.job_name for d in held if d] == ["c"] * 5 + ["a"] * 2
+    assert queue.cancel_job(a) == 1500
+    assert queue.cancel_job(a) == 0
+    depth = {d.priority: d for d in queue.depth()}
+    assert (depth["Batch"].waiting, depth["Batch"].in_flight) == (10, 0)
+    rest = drain(queue)
+    assert {d.item.job_uid for d in rest} == {b}
+    for d in rest:
+        assert queue.complete(d, "done", 0.0)
+
+    queue.enqueue(a, make_items(a, 3, start=1500, job="a"), 1500)  # late entries of a cancelled job
+    assert drain(queue) == []
+    assert queue.backlog() == 5  # c's items, still in flight
+    late = held[5]
+    assert late is not None
+    assert queue.complete(late, "done", 0.0)  # a worker finishing a cancelled item does not break anything
+    queue.forget_job(a)
+    assert queue.job_stats(a) == queue.job_stats(uid())
+
+
+def test_depth_and_backlog(queue: RedisQueue) -> None:
+    assert [d.priority for d in queue.depth()] == list(PRIORITIES)
+    assert queue.backlog() == 0
+    batch, interactive = uid(), uid()
+    queue.enqueue(batch, make_items(batch, 5), 0)
+    queue.enqueue(interactive, make_items(interactive, 3, priority="Interactive"), 0)
+    time.sleep(0.3)
+    taken = [queue.take("w1"), queue.take("w1")]
+    depth = {d.priority: d for d in queue.depth()}
+    assert (depth["Interactive"].waiting, depth["Interactive"].in_flight) == (1, 2)
+    assert (depth["Batch"].waiting, depth["Batch"].in_flight) == (5, 0)
+    assert (depth["Training"].waiting, depth["Training"].in_flight) == (0, 0)
+    assert depth["Batch"].oldest_age_seconds >= 0.3
+    assert depth["Interactive"].oldest_age_seconds >= 0.3
+    assert depth["Training"].oldest_age_seconds == 0.0
+    assert queue.backlog() == 8
+    assert taken[0] is not None and queue.complete(taken[0], "done", 0.5)
+    assert queue.backlog() == 7
+    depth = {d.priority: d for d in queue.depth()}
+    assert (depth["Interactive"].waiting, depth["Interactive"].in_flight) == (1, 1)
+
+
+def test_waiting_and_pending_items_survive_a_redis_restart(redis_server: RedisServer) -> None:
+    q = queue_for(redis_server.url, "team-a", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=VISIBILITY)
+    job = uid()
+    q.enqueue(job, make_items(job, 10), 0)
+    held = [q.take("w1") for _ in range(3)]
+    assert all(held)
+    assert held[0] is not None and q.complete(held[0], "done", 2.0, lines=3)
+    q.r.close()
+
+    redis_server.restart()
+
+    q = queue_for(redis_server.url, q.namespace, q.cluster, visibility_timeout_seconds=VISIBILITY)
+    [batch] = [d for d in q.depth() if d.priority == "Batch"]
+    assert (batch.waiting, batch.in_flight) == (7, 2)
+    stats = q.job_stats(job)
+    assert (stats.done, stats.lines, stats.enqueued, stats.epoch_present) == (1, 3, 10, True)
+    time.sleep(VISIBILITY + 0.2)
+    rest = drain(q, "w2")
+    assert sorted(d.item.item_id for d in rest) == [f"{i:06d}" for i in range(1, 10)]
+    assert sorted(d.attempt for d in rest) == [1] * 7 + [2] * 2
+    for d in rest:
+        q.complete(d, "done", 0.1)
+    assert q.job_stats(job).done == 10
+    q.r.close()
+
+
+def test_heartbeats_expire(queue: RedisQueue) -> None:
+    queue.heartbeat("pod-a-0", "busy", item_id="000042", job="team-a/job", ttl_seconds=1)
+    queue.heartbeat("pod-b-0", "idle", ttl_seconds=30)
+    other = RedisQueue(queue.r, "team-a", queue.cluster + "-other")
+    other.heartbeat("elsewhere", "idle")
+    workers = queue.workers()
+    assert set(workers) == {"pod-a-0", "pod-b-0"}
+    assert workers["pod-a-0"]["state"] == "busy" and workers["pod-a-0"]["item"] == "000042"
+    assert workers["pod-a-0"]["job"] == "team-a/job"
+    assert abs(workers["pod-b-0"]["ts"] - time.time()) < 5
+    time.sleep(1.5)
+    assert set(queue.workers()) == {"pod-b-0"}
+
+
+def test_concurrent_workers_count_every_item_exactly_once(queue: RedisQueue) -> None:
+    job = uid()
+    queue.enqueue(job, make_items(job, 300), 0)
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        while (d := queue.take(name, block_ms=200)) is not None:
+            queue.complete(d, "done", 0.01, lines=1)
+            with lock:
+                seen.append(d.item.item_id)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(seen) == [f"{i:06d}" for i in range(300)]
+    stats = queue.job_stats(job)
+    assert (stats.done, stats.lines) == (300, 300)
+    assert queue.backlog() == 0 and entries(queue) == []
+
+
+def test_lost_consumer_group_is_recreated(queue: RedisQueue) -> None:
+    queue.r.delete(*queue.streams)  # as if Redis lost its data
+    assert queue.take("w1", block_ms=0) is None
+    job = uid()
+    queue.enqueue(job, make_items(job, 1), 0)
+    d = queue.take("w1", block_ms=0)
+    assert d is not None and d.item.job_uid == job
+
+
+def test_suspend_holds_waiting_items_and_resume_requeues_only_what_is_left(queue: RedisQueue) -> None:
+    job, other = uid(), uid()
+    items = make_items(job, 10)
+    queue.enqueue(job, items, 0)
+    queue.enqueue(other, make_items(other, 3, job="other"), 0)
+    held = [queue.take("w1"), queue.take("w1")]
+    assert all(d is not None and d.item.job_uid == job for d in held)
+
+    assert queue.remove_waiting(job) == 8  # suspended: the two in flight finish
+    [batch] = [d for d in queue.depth() if d.priority == "Batch"]
+    assert (batch.waiting, batch.in_flight) == (3, 2)
+    assert held[0] is not None and queue.complete(held[0], "done", 0.1)
+
+    assert queue.requeue_remaining(job, items) == 8  # resumed: not the done one, not the one still in flight
+    assert queue.requeue_remaining(job, items) == 0
+    enqueued = queue.job_stats(job).enqueued
+    assert queue.enqueue(job, items[enqueued:], enqueued) == 10  # the controller's crash-resume path adds nothing
+    finished = [d for d in drain(queue) if d.item.job_uid == job]
+    assert held[1] is not None
+    for d in [*finished, held[1]]:
+        assert queue.complete(d, "done", 0.1)
+    stats = queue.job_stats(job)
+    assert stats.done == 10 and queue.done_ids(job) == {f"{i:06d}" for i in range(10)}
+
+
+def test_a_lost_queue_is_rebuilt_from_the_plan(queue: RedisQueue) -> None:
+    job = uid()
+    items = make_items(job, 6)
+    queue.enqueue(job, items, 0)
+    for d in [queue.take("w1"), queue.take("w1")]:
+        assert d is not None and queue.complete(d, "done", 0.1)
+    queue.r.delete(*queue.streams)  # Redis lost everything about the job
+    queue.forget_job(job)
+    stats = queue.job_stats(job)
+    assert (stats.enqueued, stats.epoch_present, stats.done) == (0, False, 0)
+
+    # The controller finds outputs of items 0 and 1 in S3, counts them done and queues the rest again.
+    assert queue.mark_done(job, ["000000", "000001"]) == 2
+    assert queue.mark_done(job, ["000000"]) == 0
+    assert queue.requeue_remaining(job, items) == 4
+    stats = queue.job_stats(job)
+    assert (stats.enqueued, stats.epoch_present, stats.done) == (6, True, 2)
+    assert queue.enqueue(job, items[stats.enqueued :], stats.enqueued) == 6  # nothing queued twice
+    assert sorted(d.item.item_id for d in drain(queue)) == [f"{i:06d}" for i in range(2, 6)]
+
+
+def test_record_failure_counts_an_unqueued_item_once(queue: RedisQueue) -> None:
+    job = uid()
+    assert queue.record_failure(job, "000003", "too large: larger than the 10 MiB limit")
+    assert not queue.record_failure(job, "000003", "too large: larger than the 10 MiB limit")
+    stats = queue.job_stats(job)
+    assert stats.failed == 1 and stats.failed_items == {"000003": "too large: larger than the 10 MiB limit"}
+    assert queue.mark_done(job, ["000003"]) == 1  # a later success replaces the failure
+    stats = queue.job_stats(job)
+    assert (stats.done, stats.failed, stats.failed_items) == (1, 0, {})
+    assert not queue.record_failure(job, "000003", "again")

@@ -1,0 +1,388 @@
+"""The worker loop end to end on a real Redis and a real S3 server: plan, queue, translate, write, count."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from portalis.clients.queue import Delivery, RedisQueue, WorkItem
+from portalis.clients.store import Store
+from portalis.desired.plan import build_plan
+from portalis.devcluster.servers import RedisServer, S3Server
+from portalis.worker.cache import ResultCache, cache_key, source_sha256
+from portalis.worker.consumer import Worker
+from portalis.worker.engines.base import Source, Translation
+
+VISIBILITY = 1.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class UpperEngine:
+    """A test engine: upper-cases the source; fails for good on "poison", once on "flaky", and can be held."""
+
+    name: str = "upper"
+    version: str = field(default_factory=lambda: uuid.uuid4().hex[:8])  # a fresh result cache for every test
+    calls: list[str] = field(default_factory=list)
+    hold: threading.Event | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
+
+    def translate(self, sources: list[Source]) -> list[Translation]:
+        out = []
+        for s in sources:
+            self.calls.append(s.path)
+            if self.hold is not None:
+                self.holding.set()
+                self.hold.wait(30)
+            if "poison" in s.path:
+                out.append(Translation(ok=False, error="unsupported construct: metaclass", permanent=True))
+            elif "flaky" in s.path and self.calls.count(s.path) == 1:
+                out.append(Translation(ok=False, error="model server answered 503", permanent=False))
+            elif "explode" in s.path:
+                raise RuntimeError("engine crashed")
+            else:
+                out.append(Translation(ok=True, text=f"// {s.target_language}\n{s.text.upper()}"))
+        return out
+
+
+@dataclass
+class Env:
+    queue: RedisQueue
+    store: Store
+    cache: ResultCache
+    bucket: str
+
+    def worker(self, engine: Any, name: str = "w", **kw: Any) -> Worker:
+        return Worker(
+            self.queue, self.store, self.cache, engine, name, gpus=kw.pop("gpus", 2.0), take_block_ms=200, **kw
+        )
+
+    def submit(
+        self, files: dict[str, bytes], max_attempts: int = 3, priority: str = "Batch", max_file_bytes: int = 1 << 20
+    ) -> tuple[str, list[WorkItem]]:
+        """Upload ``files`` under a fresh prefix, plan them as the job controller does and enqueue them."""
+        job_uid = str(uuid.uuid4())
+        prefix = f"repos/{job_uid[:8]}/"
+        for rel, data in files.items():
+            self.store.put_bytes(self.bucket, prefix + rel, data)
+        listing = [(o.key, o.size) for o in self.store.list(self.bucket, prefix)]
+        plan = build_plan(
+            listing, prefix, ["**/*.py"], [], f"translations/team-a/{job_uid[:8]}/", ".rs", max_file_bytes
+        )
+        items = [
+            WorkItem(
+                job_namespace="team-a",
+                job_name=f"job-{job_uid[:8]}",
+                job_uid=job_uid,
+                item_id=p.item_id,
+                source_bucket=self.bucket,
+                source_key=p.source_key,
+                output_bucket=self.bucket,
+                output_key=p.output_key,
+                size_bytes=p.size_bytes,
+                size_class=p.size_class,
+                priority=priority,
+                max_attempts=max_attempts,
+                relative_path=p.relative_path,
+            )
+            for p in plan
+        ]
+        self.queue.enqueue(job_uid, items, 0)
+        return job_uid, items
+
+    def outputs(self, items: list[WorkItem]) -> dict[str, bytes]:
+        prefix = items[0].output_key.rsplit("/", 1)[0].split("/")[:3]
+        found = {
+            o.key: self.store.get_bytes(self.bucket, o.key) for o in self.store.list(self.bucket, "/".join(prefix))
+        }
+        return found
+
+
+@pytest.fixture
+def env(redis_server: RedisServer, s3_server: S3Server) -> Iterator[Env]:
+    client = redis.Redis.from_url(redis_server.url)
+    queue = RedisQueue(client, "team-a", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=VISIBILITY)
+    queue.ensure_groups()
+    store = Store(s3_server.endpoint, s3_server.region, s3_server.access_key, s3_server.secret_key)
+    bucket = f"work-{uuid.uuid4().hex[:10]}"
+    store.ensure_bucket(bucket)
+    yield Env(queue, store, ResultCache(client, ttl_seconds=600), bucket)
+    client.close()
+
+
+def twenty_files(tag: str) -> dict[str, bytes]:
+    return {f"pkg{i % 3}/mod_{i:02d}.py": f"# {tag}\ndef f{i}(x):\n    return x + {i}\n".encode() for i in range(20)}
+
+
+def run_threads(workers: list[Worker], idle_exit_seconds: float = 1.0) -> None:
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run, args=(stop, idle_exit_seconds)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_a_job_runs_end_to_end_and_a_rerun_is_served_from_the_cache(env: Env) -> None:
+    files = twenty_files("v1")
+    job, items = env.submit(files)
+    assert len(items) == 20
+    engine = UpperEngine()
+    workers = [env.worker(engine, f"pod-{i}") for i in range(4)]
+    run_threads(workers)
+
+    outputs = env.outputs(items)
+    assert sorted(outputs) == sorted(i.output_key for i in items)
+    for item in items:
+        source = files[item.relative_path].decode()
+        assert outputs[item.output_key].decode() == "// rust\n" + source.upper()
+        assert env.store.head(env.bucket, item.output_key) == {
+            "source-sha256": source_sha256(source),
+            "engine": "upper",
+            "engine-version": engine.version,
+        }
+    stats = env.queue.job_stats(job)
+    assert (stats.done, stats.cached, stats.failed, stats.enqueued) == (20, 0, 0, 20)
+    assert stats.lines == 20 * 3
+    assert stats.gpu_seconds > 0
+    assert sorted(engine.calls) == sorted(i.relative_path for i in items)
+    assert sum(w.processed["done"] for w in workers) == 20
+    assert env.queue.backlog() == 0
+
+    # The same sources in another job: every item comes from the result cache, no engine call.
+    rerun, rerun_items = env.submit(files)
+    cold = UpperEngine(version=engine.version)
+    run_threads([env.worker(cold, f"pod-{i}") for i in range(2)])
+    stats = env.queue.job_stats(rerun)
+    assert (stats.done, stats.cached) == (20, 20)
+    assert cold.calls == []
+    assert len(env.outputs(rerun_items)) == 20
+    source = files["pkg0/mod_00.py"].decode()
+    assert env.cache.get("upper", engine.version, "rust", source) == "// rust\n" + source.upper()
+    assert env.cache.get("upper", engine.version + "-next", "rust", source) is None  # a new version starts empty
+    assert env.cache.get("upper", engine.version, "go", source) is None
+    assert 500 < env.queue.r.ttl(cache_key("upper", engine.version, "rust", source)) <= 600
+
+
+def test_gpu_seconds_are_wall_time_times_gpus(env: Env) -> None:
+    job, _ = env.submit({"a.py": b"x = 1\n"})
+    ticks = iter([100.0, 103.5, 104.0])
+    worker = env.worker(UpperEngine(), gpus=2.0, clock=lambda: next(ticks))
+    d = env.queue.take("w")
+    assert d is not None
+    assert worker.process(d) == "done"
+    assert env.queue.job_stats(job).gpu_seconds == pytest.approx(7.0)
+
+
+def test_an_item_of_a_killed_worker_is_redelivered_and_written_once(env: Env) -> None:
+    job, items = env.submit({"a.py": b"a = 1\n", "b.py": b"b = 2\n"})
+    dead = env.queue.take("killed-pod")  # took an item and died without a word
+    assert dead is not None
+
+    class CrashBeforeAck(RedisQueue):
+        def complete(self, d: Delivery, outcome: str, gpu_seconds: float, lines: int = 0) -> bool:
+            raise RuntimeError("killed after writing the output, before acknowledging it")
+
+    crashing = CrashBeforeAck(env.queue.r, env.queue.namespace, env.queue.cluster, VISIBILITY)
+    second = crashing.take("crashing-pod")
+    assert second is not None
+    crash_worker = Worker(crashing, env.store, env.cache, UpperEngine(), "crashing-pod")
+    with pytest.raises(RuntimeError):
+        crash_worker.process(second)
+    assert env.store.head(env.bucket, second.item.output_key) is not None  # written, never acknowledged
+
+    engine = UpperEngine()
+    survivor = env.worker(engine, "survivor")
+    started = time.monotonic()
+    run_threads([survivor], idle_exit_seconds=VISIBILITY + 1.5)
+    assert time.monotonic() - started >= VISIBILITY - 0.5  # it had to wait for the visibility timeout
+    stats = env.queue.job_stats(job)
+    assert (stats.done, stats.failed) == (2, 0)
+    assert survivor.processed["done"] + survivor.processed["cached"] == 2
+    assert sorted(env.outputs(items)) == sorted(i.output_key for i in items)  # one object per item
+    assert env.queue.backlog() == 0
+
+
+def test_poison_non_utf8_too_large_and_missing_files_fail_by_name(env: Env) -> None:
+    files = {
+        "ok.py": b"x = 1\n",
+        "pkg/poison.py": b"class M(type): pass\n",
+        "latin1.py": "s = 'café'\n".encode("latin-1"),
+        "big.py": b"#" * 5000,
+        "gone.py": b"y = 2\n",
+    }
+    job, items = env.submit(files)
+    env.store.s3.delete_object(Bucket=env.bucket, Key=next(i.source_key for i in items if i.path == "gone.py"))
+    worker = env.worker(UpperEngine(), max_file_bytes=4096)
+    run_threads([worker])
+
+    stats = env.queue.job_stats(job)
+    assert (stats.done, stats.failed) == (1, 4)
+    by_path = {i.item_id: i for i in items}
+    reasons = {by_path[item_id].path: reason for item_id, reason in stats.failed_items.items()}
+    assert set(reasons) == {"pkg/poison.py", "latin1.py", "big.py", "gone.py"}
+    assert reasons["pkg/poison.py"] == "upper could not translate pkg/poison.py: unsupported construct: metaclass"
+    assert reasons["latin1.py"].startswith("not UTF-8 text: ") and reasons["latin1.py"].split(": ")[1].endswith(
+        "latin1.py (invalid byte at offset 8)"
+    )
+    assert reasons["big.py"].startswith("source too large: ") and "5000 bytes" in reasons["big.py"]
+    assert "big.py" in reasons["big.py"]
+    assert reasons["gone.py"].startswith("source not found: s3://") and reasons["gone.py"].endswith("gone.py")
+    dead = {item.path: reason for item, reason in env.queue.dead_letters()}
+    assert dead == reasons
+    assert worker.processed == {"done": 1, "cached": 0, "failed": 4, "retry": 0}
+    assert list(env.outputs(items)) == [next(i.output_key for i in items if i.path == "ok.py")]
+
+
+def test_transient_engine_failures_are_retried(env: Env) -> None:
+    job, _ = env.submit({"flaky.py": b"z = 3\n", "explode.py": b"w = 4\n"}, max_attempts=2)
+    engine = UpperEngine()
+    worker = env.worker(engine)
+    run_threads([worker], idle_exit_seconds=VISIBILITY * 3 + 1)
+    stats = env.queue.job_stats(job)
+    assert (stats.done, stats.failed) == (1, 1)  # flaky succeeded on its second attempt
+    assert engine.calls.count("flaky.py") == 2
+    assert engine.calls.count("explode.py") == 2  # then its attempts were used up
+    [reason] = stats.failed_items.values()
+    assert reason.startswith("exceeded maxAttemptsPerItem (2)") and "RuntimeError: engine crashed" in reason
+
+
+def test_stop_finishes_the_item_in_hand(env: Env) -> None:
+    job, _ = env.submit({f"m{i}.py": b"v = 1\n" for i in range(5)})
+    hold = threading.Event()
+    engine = UpperEngine(hold=hold)
+    worker = env.worker(engine)
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    assert engine.holding.wait(10)
+    assert env.queue.workers()["w"]["state"] == "busy"
+    stop.set()
+    hold.set()
+    t.join(10)
+    assert not t.is_alive()
+    assert env.queue.job_stats(job).done == 1
+    [batch] = [d for d in env.queue.depth() if d.priority == "Batch"]
+    assert (batch.waiting, batch.in_flight) == (4, 0)
+
+
+def test_stop_during_take_releases_the_item(env: Env) -> None:
+    job, _ = env.submit({"a.py": b"a = 1\n"}, max_attempts=1)
+    stop = threading.Event()
+
+    class StopWhileTaking(RedisQueue):
+        def take(self, consumer: str, block_ms: int = 1000) -> Delivery | None:
+            d = super().take(consumer, block_ms)
+            stop.set()  # SIGTERM arrives while the item is being taken
+            return d
+
+    q = StopWhileTaking(env.queue.r, env.queue.namespace, env.queue.cluster, VISIBILITY)
+    engine = UpperEngine()
+    worker = Worker(q, env.store, env.cache, engine, "w", take_block_ms=200)
+    worker.run(stop)
+    assert engine.calls == []
+    [batch] = [d for d in env.queue.depth() if d.priority == "Batch"]
+    assert (batch.waiting, batch.in_flight) == (1, 0)
+    again = env.queue.take("other", block_ms=0)
+    assert again is not None and again.attempt == 1  # released without using its only attempt
+    assert env.queue.job_stats(job).failed == 0
+
+
+def test_the_heartbeat_disappears_after_a_graceful_stop(env: Env) -> None:
+    worker = env.worker(UpperEngine(), "short-lived")
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    deadline = time.monotonic() + 5
+    while "short-lived" not in env.queue.workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert env.queue.workers()["short-lived"]["state"] == "idle"
+    stop.set()
+    t.join(10)
+    time.sleep(1.2)
+    assert "short-lived" not in env.queue.workers()
+
+
+py2many_missing = importlib.util.find_spec("py2many") is None
+
+
+@pytest.mark.skipif(py2many_missing, reason="py2many is not installed in this environment")
+def test_the_py2many_engine_translates_a_job_to_rust(env: Env) -> None:
+    from portalis.worker.engines import load_engine
+
+    files = {
+        "calc/add.py": b"def add(a: int, b: int) -> int:\n    return a + b\n",
+        "calc/loop.py": b"def total(n: int) -> int:\n    s = 0\n    for i in range(n):\n        s += i\n    return s\n",
+        "broken.py": b"def f(:\n",
+    }
+    job, items = env.submit(files)
+    engine = load_engine("py2many")
+    run_threads([env.worker(engine, "py2many-0")])
+    stats = env.queue.job_stats(job)
+    assert (stats.done, stats.failed) == (2, 1)
+    outputs = env.outputs(items)
+    add = next(outputs[i.output_key].decode() for i in items if i.path == "calc/add.py")
+    assert "fn add(" in add
+    [reason] = stats.failed_items.values()
+    assert "broken.py" in reason and "SyntaxError" in reason
+    assert all(key.endswith(".rs") for key in outputs)
+
+
+@pytest.mark.skipif(py2many_missing, reason="py2many is not installed in this environment")
+def test_portalis_worker_run_exits_cleanly_on_sigterm(env: Env, redis_server: RedisServer, s3_server: S3Server) -> None:
+    job, items = env.submit({f"m{i}.py": f"def f{i}() -> int:\n    return {i}\n".encode() for i in range(6)})
+    proc_env = {**os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from portalis.worker.local import main; sys.exit(main(sys.argv[1:]))",
+            "--namespace",
+            env.queue.namespace,
+            "--cluster",
+            env.queue.cluster,
+            "--redis-url",
+            redis_server.url,
+            "--engine",
+            "py2many",
+            "--concurrency",
+            "2",
+            "--name",
+            "local-test",
+            "--visibility-timeout-seconds",
+            str(VISIBILITY),
+        ],
+        env=proc_env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while env.queue.job_stats(job).done < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert env.queue.job_stats(job).done == 6
+        assert set(env.queue.workers()) == {"local-test/0", "local-test/1"}
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"received SIGTERM" in out
+    assert len(env.outputs(items)) == 6
