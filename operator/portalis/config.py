@@ -1,4 +1,4 @@
-"""Operator-wide settings, read once from the environment (the chart sets them) or the command line."""
+"""Operator-wide settings read from the environment (the chart sets them); flags override them."""
 
 from __future__ import annotations
 
@@ -13,19 +13,8 @@ def _env_list(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
-    health_host: str = "0.0.0.0"
-    health_port: int = 8080
-    metrics_port: int = 9090
-    field_manager: str = "portalis-operator"
-    leader_election: bool = False
+    namespaces: list[str] = field(default_factory=list)  # PORTALIS_WATCH_NAMESPACES; empty: all namespaces
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
-        return cls(
-            namespaces=_env_list("PORTALIS_WATCH_NAMESPACES"),
-            health_host=os.environ.get("PORTALIS_HEALTH_HOST", "0.0.0.0"),
-            health_port=int(os.environ.get("PORTALIS_HEALTH_PORT", "8080")),
-            metrics_port=int(os.environ.get("PORTALIS_METRICS_PORT", "9090")),
-            leader_election=os.environ.get("PORTALIS_LEADER_ELECTION", "false").lower() == "true",
-        )
+        return cls(namespaces=_env_list("PORTALIS_WATCH_NAMESPACES"))

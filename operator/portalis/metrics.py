@@ -28,6 +28,22 @@ GPUS_ALLOCATED = Gauge(
     "portalis_gpus_allocated", "GPUs allocated to running worker pods, per cluster.", ["namespace", "cluster"]
 )
 
+QUEUE_DEPTH = Gauge(
+    "portalis_queue_depth",
+    "Items waiting in the queue, per cluster and priority.",
+    ["namespace", "cluster", "priority"],
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "portalis_queue_oldest_item_age_seconds",
+    "Age of the oldest waiting item, per cluster and priority.",
+    ["namespace", "cluster", "priority"],
+)
+SCALE_EVENTS = Counter(
+    "portalis_scale_events_total",
+    "Worker count changes, per cluster, direction (up or down) and reason.",
+    ["namespace", "cluster", "direction", "reason"],
+)
+
 
 def observe_reconcile(controller: str, seconds: float, ok: bool) -> None:
     RECONCILES.labels(controller, "ok" if ok else "error").inc()

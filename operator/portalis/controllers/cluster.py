@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,19 +22,29 @@ from pydantic import ValidationError
 
 from portalis import GROUP, VERSION, metrics
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
+from portalis.clients.connections import ClusterConnections, Connections
 from portalis.clients.kube import Kube, Ref
+from portalis.clients.queue import QueueDepth
 from portalis.controllers.runtime import Controller, Key, Result
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
-from portalis.desired.cluster_status import ClusterObservation, compute_cluster_status, status_changed, view_pod
-from portalis.desired.conditions import FALSE, ConditionUpdate, compute_conditions
+from portalis.desired.cluster_status import (
+    ClusterObservation,
+    PodView,
+    compute_cluster_status,
+    status_changed,
+    view_pod,
+)
+from portalis.desired.conditions import FALSE, ConditionUpdate, compute_conditions, format_time
 from portalis.desired.daskcluster import build_daskcluster, daskcluster_name
 from portalis.desired.pods import CLUSTER_LABEL, Owner
 from portalis.desired.raycluster import build_raycluster, clamp_replicas, raycluster_name
+from portalis.desired.scaling import Decision, History, ScalingPolicy, Worker, decide
 
 log = logging.getLogger("portalis.cluster")
 
 GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
 DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
+QUEUE_POLL_SECONDS = 0.5
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
 
@@ -81,6 +92,11 @@ class ClusterContext:
     daskclusters: kopf.Index[Key, dict[str, Any]]
     pods: kopf.Index[Key, dict[str, Any]]
     kube: Kube
+    connections: Connections
+    histories: dict[Key, History] = field(default_factory=dict)
+    backlogs: dict[Key, int] = field(default_factory=dict)
+    queue_errors: dict[Key, str] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 CONTEXT: ClusterContext | None = None
@@ -115,6 +131,7 @@ def pod_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
 async def tc_controller_start(**kwargs: Any) -> None:
     """Start the reconcile loop; kopf hands every handler its indexes by name."""
     global CONTEXT
+    kube = Kube.shared()
     controller = Controller("translationcluster", reconcile, workers=8, observe=metrics.observe_reconcile)
     CONTEXT = ClusterContext(
         controller,
@@ -122,14 +139,18 @@ async def tc_controller_start(**kwargs: Any) -> None:
         kwargs["raycluster_by_owner"],
         kwargs["daskcluster_by_owner"],
         kwargs["pods_by_owner"],
-        Kube.shared(),
+        kube,
+        Connections.shared(kube),
     )
     controller.start()
+    CONTEXT.tasks.append(asyncio.create_task(watch_queues(CONTEXT), name="queue-watch"))
 
 
 @kopf.on.cleanup()
 async def tc_controller_stop(**_: Any) -> None:
     if CONTEXT is not None:
+        for task in CONTEXT.tasks:
+            task.cancel()
         await CONTEXT.controller.stop()
 
 
@@ -166,11 +187,17 @@ async def reconcile(key: Key) -> Result:
         return Result()
 
     owner = Owner(key[1], key[0], meta.get("uid", ""))
-    replicas = clamp_replicas(spec, (status.get("workers") or {}).get("desired"))
+    current = clamp_replicas(spec, (status.get("workers") or {}).get("desired"))
+    pod_bodies = list(ctx.pods.get(key) or [])
+    pods = [view_pod(p) for p in pod_bodies]
+    scale = await _scale(ctx, key, spec, current, pods)
+    replicas = scale.decision.replicas if scale.decision is not None else current
     if spec.backend == Backend.RAY:
         backend_name = raycluster_name(key[1])
         observed = _one(ctx.rayclusters, key)
-        desired = build_raycluster(spec, owner, replicas)
+        desired = build_raycluster(
+            spec, owner, replicas, list(scale.decision.workers_to_delete) if scale.decision else []
+        )
     else:
         backend_name = daskcluster_name(key[1])
         observed = _one(ctx.daskclusters, key)
@@ -185,7 +212,9 @@ async def reconcile(key: Key) -> Result:
         await _apply(ctx, ref, desired, observed, generation, existed)
         observed = desired
 
-    pods = [view_pod(p) for p in (ctx.pods.get(key) or [])]
+    if scale.decision is not None and scale.decision.changed(current):
+        await _record_scale(ctx, ref, key, current, scale.decision)
+        status["lastScaleTime"] = format_time(now)  # carried into the new status below
     obs = ClusterObservation(
         backend_name=backend_name,
         backend_exists=observed is not None,
@@ -194,6 +223,11 @@ async def reconcile(key: Key) -> Result:
         pods=pods,
     )
     new_status = compute_cluster_status(spec, generation, status, obs, now)
+    new_status["workers"]["busy"] = scale.busy
+    if scale.queue is not None:
+        new_status["queue"] = scale.queue
+    if status.get("lastScaleTime"):
+        new_status["lastScaleTime"] = status["lastScaleTime"]
     metrics.WORKERS_DESIRED.labels(*key).set(replicas)
     metrics.WORKERS_READY.labels(*key).set(new_status["workers"]["ready"])
     metrics.GPUS_ALLOCATED.labels(*key).set(new_status["gpus"]["allocated"])
@@ -255,3 +289,105 @@ async def _record_transitions(ctx: ClusterContext, ref: Ref, old: dict[str, Any]
             await asyncio.to_thread(ctx.kube.event, ref, "Warning", c["reason"], c["message"])
         elif c["type"] == "Ready" and c["status"] == "True":
             await asyncio.to_thread(ctx.kube.event, ref, "Normal", c["reason"], c["message"])
+
+
+# ---- scaling -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScaleObservation:
+    decision: Decision | None  # None: the queue could not be read; the worker count stays
+    busy: int = 0
+    queue: dict[str, Any] | None = None
+    backlog: int | None = None
+
+
+def _policy(spec: TranslationClusterSpec) -> ScalingPolicy:
+    a = spec.autoscaling
+    return ScalingPolicy(
+        min_workers=spec.workers.min_workers,
+        max_workers=spec.workers.max_workers,
+        target_items_per_worker=a.target_items_per_worker,
+        scale_up_stabilization_seconds=float(a.scale_up_stabilization_seconds),
+        scale_down_stabilization_seconds=float(a.scale_down_stabilization_seconds),
+        max_step_up=a.max_step_up,
+        max_step_down=a.max_step_down,
+        enabled=a.enabled and not spec.suspend,
+    )
+
+
+def busy_pods(heartbeats: dict[str, dict[str, Any]], pod_names: set[str]) -> set[str]:
+    """Pods with a translator holding an item; heartbeat names are the pod name or ``<pod>/<translator>``."""
+    busy = set()
+    for name, beat in heartbeats.items():
+        if beat.get("state") != "busy":
+            continue
+        pod = name.split("/", 1)[0]
+        if pod in pod_names:
+            busy.add(pod)
+    return busy
+
+
+async def _scale(
+    ctx: ClusterContext, key: Key, spec: TranslationClusterSpec, current: int, pods: list[PodView]
+) -> ScaleObservation:
+    workers = [p for p in pods if p.role == "worker" and not p.deleting]
+    names = {p.name for p in workers}
+    try:
+        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        depth, heartbeats = await asyncio.to_thread(_read_queue, conns)
+    except Exception as exc:  # the queue is down or its Secret is missing: keep the worker count
+        if ctx.queue_errors.get(key) != str(exc):
+            log.warning("%s/%s: queue unavailable, not scaling: %s", key[0], key[1], exc)
+        ctx.queue_errors[key] = str(exc)
+        return ScaleObservation(None)
+    ctx.queue_errors.pop(key, None)
+    backlog = sum(d.waiting + d.in_flight for d in depth)
+    ctx.backlogs[key] = backlog
+    busy = busy_pods(heartbeats, names)
+    views = [Worker(p.name, busy=p.name in busy, ready=p.ready) for p in workers]
+    history = ctx.histories.setdefault(key, History())
+    decision = decide(_policy(spec), current, backlog, views, history, time.monotonic())
+    if spec.suspend:
+        decision = Decision(current, (), "Suspended")
+    queue_status = {
+        "depth": sum(d.waiting for d in depth),
+        "inFlight": sum(d.in_flight for d in depth),
+        "oldestItemAgeSeconds": int(max((d.oldest_age_seconds for d in depth), default=0)),
+    }
+    for d in depth:
+        metrics.QUEUE_DEPTH.labels(key[0], key[1], d.priority).set(d.waiting)
+        metrics.QUEUE_OLDEST_AGE.labels(key[0], key[1], d.priority).set(d.oldest_age_seconds)
+    return ScaleObservation(decision, busy=len(busy), queue=queue_status, backlog=backlog)
+
+
+def _read_queue(conns: ClusterConnections) -> tuple[list[QueueDepth], dict[str, dict[str, Any]]]:
+    return conns.queue.depth(), conns.queue.workers()
+
+
+async def _record_scale(ctx: ClusterContext, ref: Ref, key: Key, current: int, decision: Decision) -> None:
+    direction = "up" if decision.replicas > current else "down"
+    metrics.SCALE_EVENTS.labels(key[0], key[1], direction, decision.reason).inc()
+    reason = "ScaledUp" if direction == "up" else "ScaledDown"
+    log.info("%s/%s: %s: %s", key[0], key[1], reason, decision.message)
+    await asyncio.to_thread(ctx.kube.event, ref, "Normal", reason, f"{decision.reason}: {decision.message}")
+
+
+async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS) -> None:
+    """Look at every cluster's backlog every ``interval`` seconds; a change enqueues the cluster at once."""
+    while True:
+        await asyncio.sleep(interval)
+        for key in list(ctx.backlogs):
+            tc = _one(ctx.clusters, key)
+            if tc is None:
+                ctx.backlogs.pop(key, None)
+                continue
+            try:
+                spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
+                conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+                backlog = await asyncio.to_thread(conns.queue.backlog)
+            except Exception:
+                continue
+            if backlog != ctx.backlogs.get(key):
+                ctx.backlogs[key] = backlog
+                ctx.controller.enqueue(key)

@@ -1,26 +1,534 @@
-"""TranslationJob handlers: observe the CR, compute its status, patch status only when it changed."""
+"""TranslationJob controller: plan a job from S3, feed its items to the cluster's queue, and report progress.
+
+Level-triggered like the cluster controller: events about a job (or about the cluster it names) enqueue the
+job's key; a reconcile observes the job, its cluster, its plan in S3 and its counters in Redis, acts (plan,
+enqueue, hold, resume, rebuild a lost queue, write the report), and patches status only when it changed.
+Every action is idempotent: the plan is written under a key derived from the job's uid, enqueueing resumes
+from a counter kept in Redis, and counters are exactly-once, so a crash at any point repeats no work.
+A finalizer lets the job's queued items be removed when the job is deleted.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
-from portalis import GROUP, VERSION
-from portalis.desired.status import compute_initial_job_status
+from portalis import GROUP, VERSION, metrics
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.api.v1alpha1.job import TranslationJobSpec
+from portalis.clients.connections import ClusterConnections, ConnectionError_, Connections
+from portalis.clients.kube import Kube, Ref
+from portalis.clients.queue import WorkItem
+from portalis.clients.store import StoreError
+from portalis.controllers.runtime import Controller, Key, Result
+from portalis.desired.cluster_status import status_changed
+from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions
+from portalis.desired.job_status import (
+    JobObservation,
+    Problem,
+    RateTracker,
+    compute_job_status,
+    report,
+)
+from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
+from portalis.worker.engines.base import output_extension
+
+log = logging.getLogger("portalis.job")
+
+FINALIZER = f"{GROUP}/queue-cleanup"
+TJ_API_VERSION = f"{GROUP}/{VERSION}"
+RUNNING_RESYNC_SECONDS = 2.0
+WAITING_RESYNC_SECONDS = 30.0
+STALL_SECONDS = 60.0
+PLAN_CACHE_SIZE = 256
 
 
-@kopf.on.resume(GROUP, VERSION, "translationjobs")
-@kopf.on.create(GROUP, VERSION, "translationjobs")
-@kopf.on.update(GROUP, VERSION, "translationjobs")
-def tj_reconcile(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    desired = compute_initial_job_status(dict(status), int(meta.get("generation") or 0), datetime.now(UTC))
-    if desired != {k: status.get(k) for k in desired}:
-        patch.status.update(desired)
-        logger.info(
-            "TranslationJob %s/%s: status observed generation %s",
-            meta.namespace,
-            meta.name,
-            desired["observedGeneration"],
+# ---- watch caches and events ------------------------------------------------------------------------------
+
+
+@kopf.index(GROUP, VERSION, "translationjobs")
+def tj_by_key(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index(GROUP, VERSION, "translationjobs")
+def tj_by_cluster(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Key, Key]:
+    ref = spec.get("clusterRef") or {}
+    return {(ref.get("namespace") or namespace or "", ref.get("name", "")): (namespace or "", name)}
+
+
+@dataclass
+class JobContext:
+    controller: Controller
+    jobs: kopf.Index[Key, dict[str, Any]]
+    jobs_by_cluster: kopf.Index[Key, Key]
+    clusters: kopf.Index[Key, dict[str, Any]]
+    kube: Kube
+    connections: Connections
+    plans: OrderedDict[str, list[PlanItem]] = field(default_factory=OrderedDict)
+    rates: dict[str, RateTracker] = field(default_factory=dict)
+    progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+
+CONTEXT: JobContext | None = None
+
+
+def enqueue(key: Key) -> None:
+    if CONTEXT is not None:
+        CONTEXT.controller.enqueue(key)
+
+
+@kopf.on.event(GROUP, VERSION, "translationjobs")
+def tj_event(namespace: str | None, name: str, **_: Any) -> None:
+    enqueue((namespace or "", name))
+
+
+@kopf.on.event(GROUP, VERSION, "translationclusters")
+def tj_cluster_event(namespace: str | None, name: str, **_: Any) -> None:
+    """A cluster appearing, changing or going away concerns the jobs that name it."""
+    if CONTEXT is None:
+        return
+    for job_key in CONTEXT.jobs_by_cluster.get((namespace or "", name)) or []:
+        CONTEXT.controller.enqueue(job_key)
+
+
+@kopf.on.startup()
+async def tj_controller_start(**kwargs: Any) -> None:
+    global CONTEXT
+    kube = Kube.shared()
+    controller = Controller("translationjob", reconcile, workers=16, observe=metrics.observe_reconcile)
+    CONTEXT = JobContext(
+        controller, kwargs["tj_by_key"], kwargs["tj_by_cluster"], kwargs["tc_by_key"], kube, Connections.shared(kube)
+    )
+    controller.start()
+
+
+@kopf.on.cleanup()
+async def tj_controller_stop(**_: Any) -> None:
+    if CONTEXT is not None:
+        await CONTEXT.controller.stop()
+
+
+# ---- reconcile -------------------------------------------------------------------------------------------
+
+
+def _one(index: kopf.Index[Key, Any], key: Key) -> Any:
+    for item in index.get(key) or []:
+        return item
+    return None
+
+
+def _s3(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def plan_key(namespace: str, name: str, uid: str) -> str:
+    return f"portalis/jobs/{namespace}/{name}-{uid[:8]}/plan.json"
+
+
+def report_key(namespace: str, name: str, uid: str) -> str:
+    return f"portalis/jobs/{namespace}/{name}-{uid[:8]}/report.json"
+
+
+def output_prefix(spec: TranslationJobSpec, name: str) -> str:
+    if spec.output is not None and spec.output.prefix is not None:
+        return spec.output.prefix
+    return f"translations/{name}/"
+
+
+def output_bucket(spec: TranslationJobSpec) -> str:
+    return spec.output.bucket if spec.output is not None and spec.output.bucket else spec.source.bucket
+
+
+def price_per_gpu_hour(tc: TranslationClusterSpec) -> Decimal:
+    if tc.pricing is None:
+        return Decimal(0)
+    if tc.workers.spot and tc.pricing.spot_gpu_hour:
+        return Decimal(tc.pricing.spot_gpu_hour)
+    return Decimal(tc.pricing.on_demand_gpu_hour)
+
+
+@dataclass
+class Job:
+    """One reconcile's view of a job."""
+
+    key: Key
+    ref: Ref
+    uid: str
+    generation: int
+    status: dict[str, Any]
+    meta: dict[str, Any]
+    created: datetime | None
+
+
+async def reconcile(key: Key) -> Result:
+    ctx = CONTEXT
+    assert ctx is not None
+    body = _one(ctx.jobs, key)
+    if body is None:
+        ctx.controller.forget(key)
+        return Result.forget()
+    meta = body.get("metadata", {})
+    created = None
+    if meta.get("creationTimestamp"):
+        created = datetime.fromisoformat(str(meta["creationTimestamp"]).replace("Z", "+00:00"))
+    job = Job(
+        key=key,
+        ref=Ref(TJ_API_VERSION, "TranslationJob", key[0], key[1], meta.get("uid", "")),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+        status=dict(body.get("status") or {}),
+        meta=meta,
+        created=created,
+    )
+    now = datetime.now(UTC)
+    try:
+        spec = TranslationJobSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        return await _finish_reconcile(
+            ctx, job, None, JobObservation(problem=Problem("InvalidSpec", message, True)), now
         )
+
+    if meta.get("deletionTimestamp"):
+        await _cleanup(ctx, job, spec)
+        return Result.forget()
+
+    if job.status.get("phase") in {"Succeeded", "Failed"} and job.status.get("observedGeneration") == job.generation:
+        return Result.forget()  # terminal; a spec change (generation) brings it back for another look
+
+    cluster_ns = spec.cluster_ref.namespace or key[0]
+    tc_body = _one(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
+    if tc_body is None:
+        problem = Problem(
+            "ClusterNotFound",
+            f"TranslationCluster {cluster_ns}/{spec.cluster_ref.name} does not exist; "
+            "create it or fix spec.clusterRef.",
+            False,
+        )
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+    try:
+        tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
+    except ValidationError:
+        problem = Problem(
+            "ClusterInvalid", f"TranslationCluster {cluster_ns}/{spec.cluster_ref.name} is invalid.", False
+        )
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+    if not tc.admits(cluster_ns, key[0]):
+        allowed = ", ".join(tc.admit_namespaces or [cluster_ns])
+        problem = Problem(
+            "NotAdmitted",
+            f"TranslationCluster {cluster_ns}/{spec.cluster_ref.name} admits jobs only from namespaces: {allowed}. "
+            "Add this namespace to its spec.admitNamespaces.",
+            False,
+        )
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+    try:
+        conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster_ns, spec.cluster_ref.name, tc)
+    except ConnectionError_ as exc:
+        problem = Problem(exc.reason, exc.message, False)
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+
+    await _ensure_finalizer(ctx, job)
+    obs = await _drive(ctx, job, spec, tc, conns, now)
+    return await _finish_reconcile(ctx, job, spec, obs, now)
+
+
+async def _drive(
+    ctx: JobContext,
+    job: Job,
+    spec: TranslationJobSpec,
+    tc: TranslationClusterSpec,
+    conns: ClusterConnections,
+    now: datetime,
+) -> JobObservation:
+    """Plan, enqueue, hold or resume, rebuild, and report; returns what status is computed from."""
+    base = {
+        "created": job.created,
+        "price_per_gpu_hour": price_per_gpu_hour(tc),
+        "output_location": _s3(output_bucket(spec), output_prefix(spec, job.key[1])),
+    }
+    plan_loc = _s3(conns.bucket, plan_key(*job.key, job.uid))
+    plan_or_problem = await _plan(ctx, job, spec, conns)
+    if isinstance(plan_or_problem, Problem):
+        return JobObservation(problem=plan_or_problem, **base)  # type: ignore[arg-type]
+    plan = plan_or_problem
+    queue = conns.queue
+    too_large = {i.item_id: f"larger than the {_mb(i.size_bytes)} limit" for i in plan if i.too_large}
+    for item_id, reason in too_large.items():
+        await asyncio.to_thread(queue.record_failure, job.uid, item_id, f"too large: {reason}")
+
+    stats = await asyncio.to_thread(queue.job_stats, job.uid)
+    queueable = [i for i in plan if not i.too_large]
+    items = [_work_item(job, spec, i) for i in queueable]
+    was_suspended = job.status.get("phase") == "Suspended"
+    if spec.suspend:
+        if not was_suspended:
+            removed = await asyncio.to_thread(queue.remove_waiting, job.uid)
+            await _event(ctx, job, "Normal", "Suspended", f"Held {removed} queued items; items in flight finish.")
+    elif not stats.epoch_present and not job.status.get("startTime"):  # never queued before
+        await asyncio.to_thread(queue.enqueue, job.uid, items, 0)
+        await _event(ctx, job, "Normal", "Queued", f"Queued {len(items)} items at priority {spec.priority}.")
+    elif stats.epoch_present and stats.enqueued < len(items) and not was_suspended:
+        await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)  # after a crash
+    elif not stats.epoch_present:
+        restored = await asyncio.to_thread(_rebuild, conns, job, items, spec)
+        message = f"The queue lost this job's items; re-queued {restored} unfinished items from the plan in S3."
+        await _event(ctx, job, "Warning", "QueueRebuilt", message)
+    elif was_suspended:
+        requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
+        await _event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
+
+    stats = await asyncio.to_thread(queue.job_stats, job.uid)
+    finished_items = stats.done + stats.failed
+    in_flight = await asyncio.to_thread(_in_flight, conns, job)
+    total = len(plan)
+    if not spec.suspend and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items):
+        requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
+        if requeued:
+            message = f"No progress for {STALL_SECONDS:.0f}s and nothing in flight: re-queued {requeued} items."
+            await _event(ctx, job, "Warning", "Requeued", message)
+    rate = ctx.rates.setdefault(job.uid, RateTracker()).add(time.monotonic(), finished_items)
+    paths = {i.item_id: i.relative_path for i in plan}
+    failed_by_path = {paths.get(item_id, item_id): reason for item_id, reason in stats.failed_items.items()}
+    finished = finished_items >= total
+    report_location = job.status.get("reportLocation")
+    if finished and not report_location:
+        report_location = await asyncio.to_thread(_write_report, conns, job, plan, stats)
+    return JobObservation(
+        planned=True,
+        total=total,
+        done=stats.done,
+        failed=stats.failed,
+        cached=stats.cached,
+        queued=max(total - finished_items - in_flight, 0),
+        in_flight=in_flight,
+        gpu_seconds=stats.gpu_seconds,
+        failed_items=failed_by_path,
+        rate_items_per_second=rate,
+        plan_location=plan_loc,
+        report_location=report_location,
+        finished=finished and bool(report_location),
+        **base,  # type: ignore[arg-type]
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f} MB file, over the 10 MB"
+
+
+def _work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
+    return WorkItem(
+        job_namespace=job.key[0],
+        job_name=job.key[1],
+        job_uid=job.uid,
+        item_id=item.item_id,
+        source_bucket=spec.source.bucket,
+        source_key=item.source_key,
+        output_bucket=output_bucket(spec),
+        output_key=item.output_key,
+        size_bytes=item.size_bytes,
+        size_class=item.size_class,
+        priority=str(spec.priority),
+        max_attempts=spec.max_attempts_per_item,
+        source_language=str(spec.source_language),
+        target_language=str(spec.target_language),
+        relative_path=item.relative_path,
+    )
+
+
+async def _plan(
+    ctx: JobContext, job: Job, spec: TranslationJobSpec, conns: ClusterConnections
+) -> list[PlanItem] | Problem:
+    cached = ctx.plans.get(job.uid)
+    if cached is not None:
+        ctx.plans.move_to_end(job.uid)
+        return cached
+    key = plan_key(*job.key, job.uid)
+    try:
+        stored = await asyncio.to_thread(conns.store.get_json, conns.bucket, key)
+        plan = plan_from_json(stored)
+    except StoreError as exc:
+        if exc.reason not in {"NotFound", "NoSuchKey"}:
+            if exc.reason == "NoSuchBucket":
+                message = f"The cluster's storage bucket {conns.bucket} does not exist; create it."
+                return Problem("StorageBucketNotFound", message, False)
+            return Problem("StorageUnavailable", str(exc), False)
+        result = await asyncio.to_thread(_build_plan, conns, job, spec)
+        if isinstance(result, Problem):
+            return result
+        plan = result
+        await asyncio.to_thread(conns.store.put_json, conns.bucket, key, plan_to_json(plan))
+        size = sum(i.size_bytes for i in plan)
+        await _event(ctx, job, "Normal", "Planned",
+                     f"Planned {len(plan)} files ({size / 1024 / 1024:.1f} MB) from "
+                     f"{_s3(spec.source.bucket, spec.source.prefix)}; plan at {_s3(conns.bucket, key)}.")  # fmt: skip
+    ctx.plans[job.uid] = plan
+    while len(ctx.plans) > PLAN_CACHE_SIZE:
+        ctx.plans.popitem(last=False)
+    return plan
+
+
+def _build_plan(conns: ClusterConnections, job: Job, spec: TranslationJobSpec) -> list[PlanItem] | Problem:
+    where = _s3(spec.source.bucket, spec.source.prefix)
+    try:
+        listing = [(o.key, o.size) for o in conns.store.list(spec.source.bucket, spec.source.prefix)]
+    except StoreError as exc:
+        if exc.reason == "NoSuchBucket":
+            return Problem("SourceBucketNotFound", f"Source bucket {spec.source.bucket} does not exist.", True)
+        if exc.reason == "AccessDenied":
+            return Problem(
+                "SourceUnreadable", f"Access to {where} was denied: check the cluster's S3 credentials.", True
+            )
+        return Problem("StorageUnavailable", str(exc), False)
+    plan = build_plan(
+        listing,
+        spec.source.prefix,
+        spec.source.include,
+        spec.source.exclude,
+        output_prefix(spec, job.key[1]),
+        output_extension(str(spec.target_language)),
+    )
+    if not plan:
+        return Problem(
+            "NoSourceFiles",
+            f"No files under {where} match include {spec.source.include}"
+            + (f" and exclude {spec.source.exclude}" if spec.source.exclude else "")
+            + f" ({len(listing)} objects listed).",
+            True,
+        )
+    return plan
+
+
+def _rebuild(conns: ClusterConnections, job: Job, items: list[WorkItem], spec: TranslationJobSpec) -> int:
+    """The queue lost the job: outputs already in S3 count as done, the rest is queued again."""
+    present = {o.key for o in conns.store.list(output_bucket(spec), output_prefix(spec, job.key[1]))}
+    done = [i.item_id for i in items if i.output_key in present]
+    conns.queue.mark_done(job.uid, done)
+    return conns.queue.requeue_remaining(job.uid, items)
+
+
+def _in_flight(conns: ClusterConnections, job: Job) -> int:
+    owner = f"{job.key[0]}/{job.key[1]}"
+    return sum(
+        1 for hb in conns.queue.workers().values() if hb.get("state") == "busy" and hb.get("job") in (owner, job.uid)
+    )
+
+
+def _stalled(ctx: JobContext, job: Job, finished: int) -> bool:
+    now = time.monotonic()
+    last = ctx.progress_at.get(job.uid)
+    if last is None or last[1] != finished:
+        ctx.progress_at[job.uid] = (now, finished)
+        return False
+    if now - last[0] >= STALL_SECONDS:
+        ctx.progress_at[job.uid] = (now, finished)
+        return True
+    return False
+
+
+def _write_report(conns: ClusterConnections, job: Job, plan: list[PlanItem], stats: Any) -> str:
+    done_ids = conns.queue.done_ids(job.uid)
+    totals = {
+        "total": len(plan),
+        "done": stats.done,
+        "failed": stats.failed,
+        "cached": stats.cached,
+        "gpuSeconds": round(stats.gpu_seconds, 3),
+        "lines": stats.lines,
+    }
+    key = report_key(*job.key, job.uid)
+    conns.store.put_json(conns.bucket, key, report(plan, done_ids, stats.failed_items, totals))
+    return _s3(conns.bucket, key)
+
+
+async def _ensure_finalizer(ctx: JobContext, job: Job) -> None:
+    finalizers = list(job.meta.get("finalizers") or [])
+    if FINALIZER in finalizers:
+        return
+    await asyncio.to_thread(ctx.kube.patch, job.ref, {"metadata": {"finalizers": [*finalizers, FINALIZER]}})
+
+
+async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
+    """The job is being deleted: remove its items from the queue, then let it go."""
+    finalizers = list(job.meta.get("finalizers") or [])
+    if FINALIZER not in finalizers:
+        return
+    cluster_ns = spec.cluster_ref.namespace or job.key[0]
+    tc_body = _one(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
+    if tc_body is not None:
+        try:
+            tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
+            conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster_ns, spec.cluster_ref.name, tc)
+            removed = await asyncio.to_thread(conns.queue.cancel_job, job.uid)
+            await asyncio.to_thread(conns.queue.forget_job, job.uid)
+            log.info("%s/%s: deleted; removed %d queued items", job.key[0], job.key[1], removed)
+        except (ValidationError, ConnectionError_) as exc:
+            log.warning("%s/%s: deleted; its queue could not be reached to remove items: %s", *job.key, exc)
+    remaining = [f for f in finalizers if f != FINALIZER]
+    # a JSON merge patch replaces the list; the resourceVersion guard turns a concurrent change into a retry
+    await asyncio.to_thread(
+        ctx.kube.patch,
+        job.ref,
+        {"metadata": {"finalizers": remaining, "resourceVersion": job.meta.get("resourceVersion")}},
+    )
+    ctx.plans.pop(job.uid, None)
+    ctx.rates.pop(job.uid, None)
+    ctx.progress_at.pop(job.uid, None)
+
+
+async def _event(ctx: JobContext, job: Job, type_: str, reason: str, message: str) -> None:
+    log.info("%s/%s: %s: %s", job.key[0], job.key[1], reason, message)
+    await asyncio.to_thread(ctx.kube.event, job.ref, type_, reason, message)
+
+
+async def _finish_reconcile(
+    ctx: JobContext, job: Job, spec: TranslationJobSpec | None, obs: JobObservation, now: datetime
+) -> Result:
+    if spec is None:  # the stored spec does not validate (admission normally prevents this)
+        assert obs.problem is not None
+        new_status: dict[str, Any] = {
+            "observedGeneration": job.generation,
+            "phase": "Failed",
+            "conditions": compute_conditions(
+                job.status.get("conditions"),
+                [ConditionUpdate("Failed", TRUE, obs.problem.reason, obs.problem.message)],
+                job.generation,
+                now,
+            ),
+        }
+    else:
+        new_status = compute_job_status(spec, job.generation, job.status, obs, now)
+    if status_changed(job.status, new_status):
+        await asyncio.to_thread(ctx.kube.patch_status, job.ref, new_status)
+        await _record_transitions(ctx, job, job.status, new_status)
+    phase = new_status.get("phase")
+    if phase in {"Succeeded", "Failed"}:
+        return Result.forget()
+    if phase == "Running" or phase == "Planning":
+        return Result(requeue_after=RUNNING_RESYNC_SECONDS)
+    return Result(requeue_after=WAITING_RESYNC_SECONDS)
+
+
+async def _record_transitions(ctx: JobContext, job: Job, old: dict[str, Any], new: dict[str, Any]) -> None:
+    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in old.get("conditions") or []}
+    for c in new.get("conditions") or []:
+        if before.get(c["type"]) == (c["status"], c["reason"]):
+            continue
+        if c["status"] != "True" and c["type"] != "Planned":
+            continue
+        if c["type"] == "Planned" and c["status"] == "True":
+            continue  # the Planned Event is raised when the plan is written
+        warning = c["type"] in {"Failed", "AtRisk", "BudgetHeld"} or (c["type"] == "Planned" and c["status"] == "False")
+        if c["type"] == "Running" or not c.get("message"):
+            continue
+        await _event(ctx, job, "Warning" if warning else "Normal", c["reason"], c["message"])

@@ -17,6 +17,7 @@ from portalis.api.v1alpha1.common import (
     AGE_COLUMN,
     BucketName,
     Conditions,
+    CountOrPercent,
     DnsLabel,
     DnsSubdomain,
     KeyPrefix,
@@ -193,6 +194,14 @@ class TranslationJobSpec(SpecModel):
         ge=1,
         le=20,
         description="Attempts per item before it is set aside as failed (in the dead-letter stream).",
+    )
+    max_failed_items: CountOrPercent = Field(
+        default=0,
+        description=(
+            "Files that may fail (unsupported by the engine, unreadable, too large) while the job still counts as "
+            'Succeeded: a count such as 3 or a percentage of the plan such as "5%". Failed files are listed by '
+            "name in status and in the report either way."
+        ),
     )
     suspend: bool = Field(
         default=False, description="Hold the job's queued items; items in flight finish. Set back to false to resume."

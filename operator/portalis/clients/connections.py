@@ -1,0 +1,112 @@
+"""The queue and object store of a TranslationCluster, resolved from its spec and Secrets, cached per cluster.
+
+Secrets are read from the cluster's namespace when first needed and again when the spec that names them
+changes; their values never reach a log line or a status field.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.clients.kube import Kube, not_found
+from portalis.clients.queue import RedisQueue, queue_for
+from portalis.clients.store import Store
+
+log = logging.getLogger("portalis.connections")
+
+
+class ConnectionError_(RuntimeError):
+    """The cluster's queue or store settings cannot be resolved (a Secret or key is missing)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class ClusterConnections:
+    queue: RedisQueue
+    store: Store
+    bucket: str
+    fingerprint: str
+
+
+class Connections:
+    """Per-cluster queue and store clients for the operator process (thread-safe)."""
+
+    _shared: Connections | None = None
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, kube: Kube) -> Connections:
+        """The process-wide instance, so both controllers reuse one connection pool per cluster."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls(kube)
+            return cls._shared
+
+    def __init__(self, kube: Kube, visibility_timeout_seconds: float | None = None) -> None:
+        self.kube = kube
+        self._lock = threading.Lock()
+        self._by_cluster: dict[tuple[str, str], ClusterConnections] = {}
+        self._visibility = visibility_timeout_seconds
+
+    def _secret(self, namespace: str, name: str, key: str) -> str:
+        try:
+            secret = self.kube.core.read_namespaced_secret(name, namespace)
+        except Exception as exc:
+            if not_found(exc):
+                raise ConnectionError_(
+                    "SecretNotFound", f"Secret {namespace}/{name} does not exist; create it with key {key}"
+                ) from exc
+            raise
+        data: dict[str, Any] = dict(getattr(secret, "data", None) or {})
+        if key not in data:
+            raise ConnectionError_("SecretKeyNotFound", f"Secret {namespace}/{name} has no key {key}")
+        return base64.b64decode(data[key]).decode()
+
+    def for_cluster(self, namespace: str, name: str, spec: TranslationClusterSpec) -> ClusterConnections:
+        fingerprint = spec.queue.model_dump_json() + spec.storage.model_dump_json() + spec.engine.model_dump_json()
+        key = (namespace, name)
+        with self._lock:
+            cached = self._by_cluster.get(key)
+        if cached is not None and cached.fingerprint == fingerprint:
+            return cached
+        if spec.queue.url_secret_ref is not None:
+            ref = spec.queue.url_secret_ref
+            url = self._secret(namespace, ref.name, ref.key)
+        else:
+            url = str(spec.queue.url)
+        access = secret_key = None
+        if spec.storage.credentials_secret_ref is not None:
+            secret = spec.storage.credentials_secret_ref.name
+            access = self._secret(namespace, secret, "AWS_ACCESS_KEY_ID")
+            secret_key = self._secret(namespace, secret, "AWS_SECRET_ACCESS_KEY")
+        kwargs: dict[str, Any] = {}
+        if self._visibility is not None:
+            kwargs["visibility_timeout_seconds"] = self._visibility
+        else:
+            kwargs["visibility_timeout_seconds"] = float(spec.engine.timeout_seconds + 60)
+        queue = queue_for(url, namespace, name, **kwargs)
+        store = Store(
+            str(spec.storage.endpoint) if spec.storage.endpoint else None,
+            region=spec.storage.region,
+            access_key=access,
+            secret_key=secret_key,
+            force_path_style=spec.storage.force_path_style or bool(spec.storage.endpoint),
+        )
+        conns = ClusterConnections(queue, store, spec.storage.bucket, fingerprint)
+        with self._lock:
+            self._by_cluster[key] = conns
+        log.info("connected cluster %s/%s to its queue and object store", namespace, name)
+        return conns
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._by_cluster.pop((namespace, name), None)

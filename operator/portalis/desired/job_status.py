@@ -1,0 +1,257 @@
+"""TranslationJob status as a pure function of what was observed (cluster, plan, queue counters, clock).
+
+The controller gathers a ``JobObservation``; ``compute_job_status`` turns it into the status to write, and
+``job_finished`` says whether the job has reached a terminal state. Money is ``Decimal``, never float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from portalis.api.v1alpha1.job import TranslationJobSpec
+from portalis.desired.conditions import FALSE, TRUE, UNKNOWN, ConditionUpdate, compute_conditions, format_time
+
+CENT = Decimal("0.01")
+MAX_FAILED_ITEMS_IN_STATUS = 100
+
+
+def money(value: Decimal) -> str:
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def cost_of(gpu_seconds: float, price_per_gpu_hour: Decimal) -> Decimal:
+    return (Decimal(str(round(gpu_seconds, 3))) * price_per_gpu_hour / Decimal(3600)).quantize(
+        CENT, rounding=ROUND_HALF_UP
+    )
+
+
+def allowed_failures(total: int, max_failed: int | str) -> int:
+    """``maxFailedItems`` as a count: an int, or a percentage of the plan rounded down."""
+    if isinstance(max_failed, int):
+        return max_failed
+    text = str(max_failed).strip()
+    if text.endswith("%"):
+        return math.floor(total * int(text[:-1]) / 100)
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the job cannot go on (yet): a one-word reason and a message a person can act on."""
+
+    reason: str
+    message: str
+    terminal: bool  # True: the job fails; False: it waits (Pending) until the cause is fixed
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    problem: Problem | None = None
+    planned: bool = False
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    queued: int = 0
+    in_flight: int = 0
+    gpu_seconds: float = 0.0
+    failed_items: dict[str, str] = field(default_factory=dict)  # path -> reason
+    price_per_gpu_hour: Decimal = Decimal(0)
+    rate_items_per_second: float | None = None
+    plan_location: str | None = None
+    output_location: str | None = None
+    report_location: str | None = None
+    finished: bool = False  # every item done or failed and the report is written
+    budget_held: Problem | None = None
+    created: datetime | None = None
+
+
+def eta_seconds(remaining: int, rate: float | None) -> int | None:
+    if remaining <= 0:
+        return 0
+    if not rate or rate <= 0:
+        return None
+    return math.ceil(remaining / rate)
+
+
+def compute_job_status(
+    spec: TranslationJobSpec,
+    generation: int,
+    existing: dict[str, Any],
+    obs: JobObservation,
+    now: datetime,
+) -> dict[str, Any]:
+    updates: list[ConditionUpdate] = []
+    finished_items = obs.done + obs.failed
+    remaining = max(obs.total - finished_items, 0)
+    allowed = allowed_failures(obs.total, spec.max_failed_items)
+    start = existing.get("startTime")
+    completion = existing.get("completionTime")
+
+    if obs.problem is not None and obs.problem.terminal:
+        phase = "Failed"
+        updates += [
+            ConditionUpdate("Planned", FALSE, obs.problem.reason, obs.problem.message),
+            ConditionUpdate("Running", FALSE, obs.problem.reason, ""),
+            ConditionUpdate("Succeeded", FALSE, obs.problem.reason, ""),
+            ConditionUpdate("Failed", TRUE, obs.problem.reason, obs.problem.message),
+        ]
+        completion = completion or format_time(now)
+    elif obs.problem is not None:
+        phase = "Pending"
+        updates += [
+            ConditionUpdate("Planned", FALSE, obs.problem.reason, obs.problem.message),
+            ConditionUpdate("Running", FALSE, obs.problem.reason, ""),
+        ]
+    elif not obs.planned:
+        phase = "Planning"
+        updates.append(ConditionUpdate("Planned", UNKNOWN, "Planning", "Listing the source and writing the plan."))
+    elif obs.finished:
+        names = _failed_summary(obs.failed_items)
+        if obs.failed > allowed:
+            phase = "Failed"
+            msg = f"{obs.failed} of {obs.total} files failed (maxFailedItems allows {allowed}): {names}"
+            updates += [
+                ConditionUpdate("Running", FALSE, "ItemsFailed", ""),
+                ConditionUpdate("Succeeded", FALSE, "ItemsFailed", ""),
+                ConditionUpdate("Failed", TRUE, "ItemsFailed", msg),
+            ]
+        else:
+            phase = "Succeeded"
+            msg = f"{obs.done} of {obs.total} files translated ({obs.cached} from the cache)"
+            if obs.failed:
+                msg += f"; {obs.failed} failed within maxFailedItems ({allowed}): {names}"
+            updates += [
+                ConditionUpdate("Running", FALSE, "Completed", ""),
+                ConditionUpdate("Succeeded", TRUE, "Completed", msg + "."),
+                ConditionUpdate("Failed", FALSE, "Completed", ""),
+            ]
+        completion = completion or format_time(now)
+    elif spec.suspend:
+        phase = "Suspended"
+        updates.append(ConditionUpdate("Running", FALSE, "Suspended", "spec.suspend is true: queued items are held."))
+    elif obs.budget_held is not None:
+        phase = "Pending"
+        updates += [
+            ConditionUpdate("Running", FALSE, obs.budget_held.reason, obs.budget_held.message),
+            ConditionUpdate("BudgetHeld", TRUE, obs.budget_held.reason, obs.budget_held.message),
+        ]
+    else:
+        phase = "Running"
+        start = start or format_time(now)
+        updates.append(
+            ConditionUpdate(
+                "Running", TRUE, "Translating",
+                f"{finished_items} of {obs.total} files finished, {obs.in_flight} in flight, {obs.queued} queued.",
+            )
+        )  # fmt: skip
+
+    if obs.planned and obs.problem is None:
+        updates.insert(0, ConditionUpdate("Planned", TRUE, "Planned", f"{obs.total} files planned."))
+    if obs.planned and obs.problem is None and obs.budget_held is None and _has(existing, "BudgetHeld"):
+        updates.append(ConditionUpdate("BudgetHeld", FALSE, "WithinBudget", ""))
+    if spec.suspend or _has(existing, "Suspended"):
+        updates.append(
+            ConditionUpdate("Suspended", TRUE if spec.suspend and phase == "Suspended" else FALSE,
+                            "Suspended" if spec.suspend else "Resumed", "")
+        )  # fmt: skip
+
+    eta = None if phase != "Running" else eta_seconds(remaining, obs.rate_items_per_second)
+    if spec.deadline_seconds is not None and obs.created is not None and phase in {"Running", "Pending"}:
+        deadline = obs.created + timedelta(seconds=spec.deadline_seconds)
+        if now > deadline:
+            message = f"The deadline {format_time(deadline)} has passed with {remaining} files left."
+            updates.append(ConditionUpdate("AtRisk", TRUE, "DeadlinePassed", message))
+        elif eta is not None and now + timedelta(seconds=eta) > deadline:
+            message = f"At the current rate the job ends in {eta}s, after its deadline {format_time(deadline)}."
+            updates.append(ConditionUpdate("AtRisk", TRUE, "EtaPastDeadline", message))
+        else:
+            updates.append(ConditionUpdate("AtRisk", FALSE, "OnTrack", ""))
+    elif _has(existing, "AtRisk"):
+        updates.append(ConditionUpdate("AtRisk", FALSE, "OnTrack" if phase != "Failed" else phase, ""))
+
+    spent = cost_of(obs.gpu_seconds, obs.price_per_gpu_hour)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": compute_conditions(existing.get("conditions"), updates, generation, now),
+        "items": {
+            "total": obs.total,
+            "done": obs.done,
+            "failed": obs.failed,
+            "cached": obs.cached,
+            "queued": obs.queued,
+            "inFlight": obs.in_flight,
+        },
+        "progressPercent": min(100, (finished_items * 100) // obs.total) if obs.total else 0,
+        "cost": {
+            "spent": money(spent),
+            "gpuSeconds": round(obs.gpu_seconds),
+            "perItem": money(spent / finished_items) if finished_items else None,
+        },
+        "etaSeconds": eta,
+        "failedItems": sorted(f"{p}: {r}"[:1024] for p, r in obs.failed_items.items())[:MAX_FAILED_ITEMS_IN_STATUS],
+    }
+    if start:
+        status["startTime"] = start
+    if completion and phase in {"Succeeded", "Failed"}:
+        status["completionTime"] = completion
+    for key, value in (
+        ("planLocation", obs.plan_location),
+        ("outputLocation", obs.output_location),
+        ("reportLocation", obs.report_location),
+    ):
+        if value:
+            status[key] = value
+    return status
+
+
+def _has(existing: dict[str, Any], type_: str) -> bool:
+    return any(c.get("type") == type_ for c in existing.get("conditions") or [])
+
+
+def _failed_summary(failed_items: dict[str, str], limit: int = 5) -> str:
+    names = sorted(failed_items)
+    shown = ", ".join(f"{n} ({failed_items[n]})" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+@dataclass
+class RateTracker:
+    """Items per second over a sliding window, from (time, finished) samples; pure apart from its memory."""
+
+    window_seconds: float = 60.0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def add(self, t: float, finished: int) -> float | None:
+        self.samples.append((t, finished))
+        cutoff = t - self.window_seconds
+        while len(self.samples) > 2 and self.samples[1][0] < cutoff:
+            self.samples.pop(0)
+        return self.rate()
+
+    def rate(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
+        if t1 <= t0 or n1 <= n0:
+            return None
+        return (n1 - n0) / (t1 - t0)
+
+
+def report(plan: Sequence[Any], done_ids: set[str], failed: dict[str, str], totals: dict[str, Any]) -> dict[str, Any]:
+    """The per-file report written to S3 when the job ends."""
+    files = []
+    for item in plan:
+        if item.item_id in failed:
+            files.append({"path": item.relative_path, "outcome": "failed", "reason": failed[item.item_id]})
+        elif item.item_id in done_ids:
+            files.append({"path": item.relative_path, "outcome": "translated", "output": item.output_key})
+        else:
+            files.append({"path": item.relative_path, "outcome": "missing"})
+    return {"totals": totals, "files": files}

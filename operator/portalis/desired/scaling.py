@@ -1,0 +1,144 @@
+"""How many GPU workers a cluster should run, and which ones may go: a pure policy.
+
+backlog = items waiting plus items in flight, over all priorities of the cluster's queue;
+wanted  = clamp(ceil(backlog / targetItemsPerWorker), minWorkers, maxWorkers).
+
+Like the HorizontalPodAutoscaler's behavior settings, recommendations are remembered for the stabilization
+windows: a scale-up uses the lowest recommendation of the last ``scaleUpStabilizationSeconds`` (0 reacts at
+once), a scale-down the highest of the last ``scaleDownStabilizationSeconds`` (so workers leave only after the
+backlog has been low for that long). Steps are limited by ``maxStepUp``/``maxStepDown``. A scale-down names
+the idle workers to remove and never a busy one: with too few idle workers it removes fewer. A budget hook can
+refuse a scale-up. Scale to zero happens when minWorkers is 0; work arriving wakes the cluster from zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    min_workers: int
+    max_workers: int
+    target_items_per_worker: int = 50
+    scale_up_stabilization_seconds: float = 0.0
+    scale_down_stabilization_seconds: float = 300.0
+    max_step_up: int | None = None
+    max_step_down: int | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A worker pod as the scaler sees it: busy when any of its translators holds an item."""
+
+    name: str
+    busy: bool
+    ready: bool = True
+    created: float = 0.0  # for choosing the newest idle workers first
+
+
+@dataclass
+class History:
+    """Recent recommendations (time, replicas), the memory behind the stabilization windows."""
+
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def add(self, now: float, wanted: int, keep_seconds: float) -> None:
+        self.samples.append((now, wanted))
+        cutoff = now - keep_seconds
+        self.samples = [(t, w) for t, w in self.samples if t >= cutoff]
+
+    def within(self, now: float, seconds: float) -> list[int]:
+        return [w for t, w in self.samples if t >= now - seconds]
+
+
+@dataclass(frozen=True)
+class Decision:
+    replicas: int
+    workers_to_delete: tuple[str, ...] = ()
+    reason: str = "Steady"
+    message: str = ""
+    budget_blocked: bool = False
+
+    def changed(self, current: int) -> bool:
+        return self.replicas != current
+
+
+def wanted_workers(backlog: int, policy: ScalingPolicy) -> int:
+    raw = math.ceil(max(backlog, 0) / max(policy.target_items_per_worker, 1))
+    return max(policy.min_workers, min(policy.max_workers, raw))
+
+
+def decide(
+    policy: ScalingPolicy,
+    current: int,
+    backlog: int,
+    workers: Sequence[Worker],
+    history: History,
+    now: float,
+    budget_allows_scale_up: bool = True,
+) -> Decision:
+    """The replica count for now and the idle workers to remove; records the recommendation in ``history``."""
+    lo, hi = policy.min_workers, policy.max_workers
+    if not policy.enabled:
+        replicas = max(lo, min(hi, current))
+        return Decision(replicas, (), "AutoscalingDisabled", "spec.autoscaling.enabled is false")
+    wanted = wanted_workers(backlog, policy)
+    keep = max(policy.scale_up_stabilization_seconds, policy.scale_down_stabilization_seconds)
+    history.add(now, wanted, keep)
+    clamped_current = max(lo, min(hi, current))
+
+    if clamped_current != current:  # min or max changed under us: the bounds are hard, follow them at once
+        why = f"minWorkers/maxWorkers are now {lo}/{hi}"
+        if clamped_current > current:
+            return Decision(clamped_current, (), "BoundsChanged", f"{why}: scaled up to {clamped_current} workers")
+        remove = current - clamped_current
+        chosen = choose_idle(workers, remove)
+        busy = sorted(w.name for w in workers if w.busy and w.name not in chosen)
+        chosen += busy[: remove - len(chosen)]  # their items go back to the queue when they stop
+        return Decision(clamped_current, tuple(sorted(chosen)), "BoundsChanged",
+                        f"{why}: scaled down to {clamped_current} workers")  # fmt: skip
+
+    up_target = min(history.within(now, policy.scale_up_stabilization_seconds) or [wanted])
+    down_target = max(history.within(now, policy.scale_down_stabilization_seconds) or [wanted])
+    if up_target > current:
+        target = up_target
+        if policy.max_step_up is not None:
+            target = min(target, current + policy.max_step_up)
+        if not budget_allows_scale_up:
+            held = f"the budget holds scale-up from {current} to {target} workers"
+            return Decision(current, (), "BudgetBlocked", held, budget_blocked=True)
+        what = "woke from zero" if current == 0 else f"scaled up from {current}"
+        return Decision(target, (), "QueueBacklog", f"{backlog} items queued or in flight: {what} to {target} workers")
+    if down_target < current:
+        target = down_target
+        if policy.max_step_down is not None:
+            target = max(target, current - policy.max_step_down)
+        return _scale_down(current, target, workers, f"backlog at most {backlog} for the last "
+                           f"{policy.scale_down_stabilization_seconds:.0f}s")  # fmt: skip
+    return Decision(current, (), "Steady", "")
+
+
+def _scale_down(current: int, target: int, workers: Sequence[Worker], why: str) -> Decision:
+    """Remove ``current - target`` workers: replicas with no pod yet first, then idle pods, never busy ones."""
+    remove = current - target
+    phantom = min(max(current - len(workers), 0), remove)
+    idle = choose_idle(workers, remove - phantom)
+    removed = phantom + len(idle)
+    if removed == 0:
+        return Decision(current, (), "WorkersBusy", f"{why}, but every worker that could go is busy")
+    replicas = current - removed
+    verb = "scaled to zero" if replicas == 0 else f"scaled down from {current} to {replicas}"
+    names = f", removing idle {', '.join(sorted(idle))}" if idle else ""
+    note = "" if removed == remove else f" ({remove - removed} busy workers kept)"
+    return Decision(replicas, tuple(sorted(idle)), "QueueDrained", f"{why}: {verb}{names}{note}")
+
+
+def choose_idle(workers: Sequence[Worker], count: int) -> list[str]:
+    """Up to ``count`` idle workers: not-ready ones first (they hold no work yet), then the newest."""
+    idle = [w for w in workers if not w.busy]
+    idle.sort(key=lambda w: (w.ready, -w.created, w.name))
+    return [w.name for w in idle[:count]]
