@@ -96,6 +96,7 @@ class ClusterContext:
     histories: dict[Key, History] = field(default_factory=dict)
     backlogs: dict[Key, int] = field(default_factory=dict)
     queue_errors: dict[Key, str] = field(default_factory=dict)
+    replicas: dict[Key, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -164,6 +165,8 @@ async def reconcile(key: Key) -> Result:
     if tc is None or tc.get("metadata", {}).get("deletionTimestamp"):
         ctx.controller.forget(key)
         metrics.forget_cluster(*key)
+        for memory in (ctx.replicas, ctx.histories, ctx.backlogs, ctx.queue_errors):
+            memory.pop(key, None)
         return Result.forget()
     meta = tc["metadata"]
     ref = Ref(TC_API_VERSION, "TranslationCluster", key[0], key[1], meta.get("uid", ""))
@@ -187,7 +190,8 @@ async def reconcile(key: Key) -> Result:
         return Result()
 
     owner = Owner(key[1], key[0], meta.get("uid", ""))
-    current = clamp_replicas(spec, (status.get("workers") or {}).get("desired"))
+    # what this process applied last is fresher than the status in the watch cache
+    current = clamp_replicas(spec, ctx.replicas.get(key, (status.get("workers") or {}).get("desired")))
     pod_bodies = list(ctx.pods.get(key) or [])
     pods = [view_pod(p) for p in pod_bodies]
     scale = await _scale(ctx, key, spec, current, pods)
@@ -212,6 +216,7 @@ async def reconcile(key: Key) -> Result:
         await _apply(ctx, ref, desired, observed, generation, existed)
         observed = desired
 
+    ctx.replicas[key] = replicas
     if scale.decision is not None and scale.decision.changed(current):
         await _record_scale(ctx, ref, key, current, scale.decision)
         status["lastScaleTime"] = format_time(now)  # carried into the new status below
@@ -234,6 +239,8 @@ async def reconcile(key: Key) -> Result:
     if status_changed(status, new_status):
         await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
         await _record_transitions(ctx, ref, status, new_status)
+    if scale.decision is not None and not scale.decision.settled:
+        return Result(requeue_after=1.0)  # look again when the stabilization window may have passed
     return Result()
 
 

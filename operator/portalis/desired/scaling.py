@@ -62,6 +62,7 @@ class Decision:
     reason: str = "Steady"
     message: str = ""
     budget_blocked: bool = False
+    settled: bool = True  # False while a stabilization window or busy workers hold back a change
 
     def changed(self, current: int) -> bool:
         return self.replicas != current
@@ -119,7 +120,7 @@ def decide(
             target = max(target, current - policy.max_step_down)
         return _scale_down(current, target, workers, f"backlog at most {backlog} for the last "
                            f"{policy.scale_down_stabilization_seconds:.0f}s")  # fmt: skip
-    return Decision(current, (), "Steady", "")
+    return Decision(current, (), "Steady", "", settled=wanted == current)
 
 
 def _scale_down(current: int, target: int, workers: Sequence[Worker], why: str) -> Decision:
@@ -129,7 +130,7 @@ def _scale_down(current: int, target: int, workers: Sequence[Worker], why: str) 
     idle = choose_idle(workers, remove - phantom)
     removed = phantom + len(idle)
     if removed == 0:
-        return Decision(current, (), "WorkersBusy", f"{why}, but every worker that could go is busy")
+        return Decision(current, (), "WorkersBusy", f"{why}, but every worker that could go is busy", settled=False)
     replicas = current - removed
     verb = "scaled to zero" if replicas == 0 else f"scaled down from {current} to {replicas}"
     names = f", removing idle {', '.join(sorted(idle))}" if idle else ""
