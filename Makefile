@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
-APT_PACKAGES := redis-server
+APT_PACKAGES := redis-server prometheus
 PYTEST_ARGS ?=
 BENCH ?=
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## the virtualenv at .venv with Portalis and its dev tools
 
-apt-deps: ## Debian packages the tests need (redis-server)
+apt-deps: ## Debian packages the tests need (redis-server, prometheus for promtool)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -52,10 +52,10 @@ format: venv ## apply ruff's formatting and fixes
 	$(VENV)/bin/ruff check --fix operator tests e2e bench conftest.py
 
 crds: venv ## generate crds/, the chart's crds/ and docs/api-reference.md from the API models
-	$(PY) -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --api-docs docs/api-reference.md
+	$(PY) -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --chart-crds manifests/base/crds --api-docs docs/api-reference.md
 
 verify-generated: venv ## fail when generated files drift from their source
-	$(PY) -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --api-docs docs/api-reference.md --check
+	$(PY) -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --chart-crds manifests/base/crds --api-docs docs/api-reference.md --check
 
 cluster-up: deps ## start the local GPU cluster (idempotent) and print its KUBECONFIG
 	$(VENV)/bin/portalis devcluster up

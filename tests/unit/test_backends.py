@@ -300,7 +300,7 @@ def test_daskcluster_workers_carry_gpu_limits_and_placement() -> None:
     assert worker["metadata"]["labels"]["portalis.dev/role"] == "worker"
     container = worker["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert "GPU=2" in container["args"]
+    assert "GPU=2" in container["command"]
     (term,) = affinity_terms(worker["spec"])
     assert term["matchExpressions"][0]["values"] == list(GPU_PRODUCTS["A100"])  # type: ignore[index]
     scheduler = dc["spec"]["scheduler"]

@@ -5,7 +5,8 @@ OpenAPI v3 schemas the kube-apiserver requires (every ``$ref`` inlined, nullable
 ``title``, every object typed) and writes the CRDs to ``crds/`` (and the chart's ``crds/``), plus
 ``docs/api-reference.md``. ``--check`` writes nothing and fails with a diff when a committed file drifted.
 
-    python -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --api-docs docs/api-reference.md
+    python -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --chart-crds manifests/base/crds \
+        --api-docs docs/api-reference.md
     python -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --api-docs docs/api-reference.md --check
 
 ``build_crd`` and the ``render_*`` functions are pure; only ``main`` touches files.
@@ -430,7 +431,7 @@ def render_api_docs() -> str:
 def _targets(args: argparse.Namespace) -> dict[Path, str]:
     files: dict[Path, str] = {}
     crds = render_crds()
-    for folder in (args.out, args.chart_crds):
+    for folder in (args.out, *(args.chart_crds or [])):
         if folder is not None:
             for name, text in crds.items():
                 files[Path(folder) / name] = text
@@ -458,7 +459,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write the Portalis CRDs and API reference generated from the pydantic models.",
     )
     parser.add_argument("--out", default="crds", help="folder for the CRD YAML files (default: crds)")
-    parser.add_argument("--chart-crds", help="also write identical copies into this folder (the chart's crds/)")
+    parser.add_argument(
+        "--chart-crds",
+        action="append",
+        help="also write identical copies into this folder (the chart's crds/, the kustomize base); repeatable",
+    )
     parser.add_argument("--api-docs", help="also write the Markdown API reference to this file")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if a file drifted")
     args = parser.parse_args(argv)

@@ -41,7 +41,7 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
             {
                 "name": "worker",
                 "image": spec.image,
-                "args": [
+                "command": [
                     "dask-worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", "1",
                     "--resources", f"GPU={workers.gpus_per_worker}",
                     "--dashboard", "--dashboard-address", str(WORKER_DASHBOARD_PORT),
@@ -65,7 +65,7 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
             {
                 "name": "scheduler",
                 "image": spec.image,
-                "args": ["dask-scheduler"],
+                "command": ["dask-scheduler"],
                 "ports": [
                     {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
                     {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
