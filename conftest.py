@@ -67,6 +67,12 @@ def crds(kube: DevCluster) -> DevCluster:
 
 @pytest.fixture(scope="session")
 def operator(crds: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(crds, Path(tmp_path_factory.mktemp("operator")) / "operator.log").start()
+    """The operator under test; its metering clock runs ahead by the seconds in ``clock_file`` (0 at start)."""
+    workdir = Path(tmp_path_factory.mktemp("operator"))
+    clock_file = workdir / "clock-offset"
+    clock_file.write_text("0")
+    proc = OperatorProcess(crds, workdir / "operator.log")
+    proc.clock_file = clock_file
+    proc.start({"PORTALIS_CLOCK_OFFSET_FILE": str(clock_file)})
     yield proc
     proc.stop()

@@ -43,6 +43,21 @@ SCALE_EVENTS = Counter(
     "Worker count changes, per cluster, direction (up or down) and reason.",
     ["namespace", "cluster", "direction", "reason"],
 )
+BUDGET_PERCENT = Gauge(
+    "portalis_budget_percent",
+    "Spend as a percentage of the limit, per cluster and window (daily, weekly, monthly).",
+    ["namespace", "cluster", "window"],
+)
+GPU_SECONDS = Counter(
+    "portalis_gpu_seconds",
+    "GPU-seconds metered, per cluster and tenant (tenant _cluster: all worker pod time).",
+    ["namespace", "cluster", "tenant"],
+)
+SPEND = Counter(
+    "portalis_spend_dollars",
+    "Spend metered in dollars, per cluster and tenant (tenant _cluster: all worker pod time).",
+    ["namespace", "cluster", "tenant"],
+)
 
 
 def observe_reconcile(controller: str, seconds: float, ok: bool) -> None:

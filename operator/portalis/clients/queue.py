@@ -14,6 +14,7 @@ Keys (the ``{namespace/cluster}`` hash tag keeps a cluster's queue keys in one R
     portalis:job:<uid>:done              set of item ids counted as done
     portalis:job:<uid>:failed            hash: item id -> reason
     portalis:job:<uid>:errors            hash: item id -> last transient error (named in the dead-letter reason)
+    portalis:job:<uid>:gpu_hours         hash: UTC epoch hour -> GPU milliseconds of items finished in it
     portalis:job:<uid>:enqueued          items enqueued so far (the next plan index to enqueue)
     portalis:job:<uid>:epoch             set on first enqueue; missing while the job runs means the queue was lost
 
@@ -146,6 +147,7 @@ if added == 1 then
   if ARGV[2] == 'cached' then redis.call('HINCRBY', KEYS[2], 'cached', 1) end
   redis.call('HINCRBY', KEYS[2], 'gpu_ms', ARGV[3])
   redis.call('HINCRBY', KEYS[2], 'lines', ARGV[4])
+  redis.call('HINCRBY', KEYS[5], ARGV[7], ARGV[3])
   if redis.call('HDEL', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[2], 'failed', -1) end
 end
 redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
@@ -445,10 +447,21 @@ class RedisQueue:
             raise ValueError(f"outcome must be 'done' or 'cached', not {outcome!r}")
         uid, item_id = d.item.job_uid, d.item.item_id
         added = self._complete(
-            keys=[self.job_key(uid, "done"), self.job_key(uid, "stats"), d.stream, self.job_key(uid, "failed")],
-            args=[item_id, outcome, max(0, round(gpu_seconds * 1000)), max(0, int(lines)), self.group, d.entry_id],
-        )
+            keys=[
+                self.job_key(uid, "done"), self.job_key(uid, "stats"), d.stream, self.job_key(uid, "failed"),
+                self.job_key(uid, "gpu_hours"),
+            ],
+            args=[
+                item_id, outcome, max(0, round(gpu_seconds * 1000)), max(0, int(lines)), self.group, d.entry_id,
+                int(time.time() // 3600),
+            ],
+        )  # fmt: skip
         return bool(added)
+
+    def gpu_ms_by_hour(self, job_uid: str) -> dict[int, int]:
+        """GPU milliseconds the job's items used, by the UTC hour (epoch hours) they finished in."""
+        raw = self.r.hgetall(self.job_key(job_uid, "gpu_hours"))
+        return {int(_s(k)): int(_s(v)) for k, v in cast(dict[Any, Any], raw).items()}
 
     def fail(self, d: Delivery, reason: str) -> None:
         """Fail the item for good: dead-letter it and record it in the job's failed items once; ack its entry."""
@@ -680,7 +693,10 @@ class RedisQueue:
     def forget_job(self, job_uid: str) -> None:
         """Delete the job's counters and sets (after ``cancel_job``), when its TranslationJob is deleted."""
         self.r.delete(
-            *(self.job_key(job_uid, what) for what in ("stats", "done", "failed", "errors", "enqueued", "epoch"))
+            *(
+                self.job_key(job_uid, what)
+                for what in ("stats", "done", "failed", "errors", "enqueued", "epoch", "gpu_hours")
+            )
         )
 
     # --- workers ---

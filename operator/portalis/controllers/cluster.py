@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +26,10 @@ from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
 from portalis.clients.connections import ClusterConnections, Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import QueueDepth
+from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.runtime import Controller, Key, Result
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
+from portalis.desired.budget import BudgetState, budget_status
 from portalis.desired.cluster_status import (
     ClusterObservation,
     PodView,
@@ -45,6 +48,7 @@ log = logging.getLogger("portalis.cluster")
 GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
 DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
+METER_SECONDS = 5.0
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
 
@@ -76,6 +80,11 @@ def daskcluster_by_owner(namespace: str | None, labels: kopf.Labels, body: kopf.
     return {(namespace or "", labels[CLUSTER_LABEL]): dict(body)}
 
 
+@kopf.index("v1", "nodes")
+def node_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    return {name: dict(labels)}
+
+
 @kopf.index("v1", "pods", labels={CLUSTER_LABEL: kopf.PRESENT})
 def pods_by_owner(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Indexed:
     return {(namespace or "", labels[CLUSTER_LABEL]): dict(body)}
@@ -97,6 +106,11 @@ class ClusterContext:
     backlogs: dict[Key, int] = field(default_factory=dict)
     queue_errors: dict[Key, str] = field(default_factory=dict)
     replicas: dict[Key, int] = field(default_factory=dict)
+    nodes: kopf.Index[str, dict[str, str]] | None = None
+    jobs: kopf.Index[Key, dict[str, Any]] | None = None
+    jobs_by_cluster: kopf.Index[Key, Key] | None = None
+    meter: Meter = field(default_factory=Meter)
+    budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -143,6 +157,9 @@ async def tc_controller_start(**kwargs: Any) -> None:
         kube,
         Connections.shared(kube),
     )
+    CONTEXT.nodes = kwargs["node_labels"]
+    CONTEXT.jobs = kwargs["tj_by_key"]
+    CONTEXT.jobs_by_cluster = kwargs["tj_by_cluster"]
     controller.start()
     CONTEXT.tasks.append(asyncio.create_task(watch_queues(CONTEXT), name="queue-watch"))
 
@@ -165,7 +182,7 @@ async def reconcile(key: Key) -> Result:
     if tc is None or tc.get("metadata", {}).get("deletionTimestamp"):
         ctx.controller.forget(key)
         metrics.forget_cluster(*key)
-        for memory in (ctx.replicas, ctx.histories, ctx.backlogs, ctx.queue_errors):
+        for memory in (ctx.replicas, ctx.histories, ctx.backlogs, ctx.queue_errors, ctx.budgets):
             memory.pop(key, None)
         return Result.forget()
     meta = tc["metadata"]
@@ -194,7 +211,11 @@ async def reconcile(key: Key) -> Result:
     current = clamp_replicas(spec, ctx.replicas.get(key, (status.get("workers") or {}).get("desired")))
     pod_bodies = list(ctx.pods.get(key) or [])
     pods = [view_pod(p) for p in pod_bodies]
-    scale = await _scale(ctx, key, spec, current, pods)
+    budget = await _budget(ctx, key, spec, pod_bodies)
+    if budget is not None and budget.suspends:
+        # onExceeded: Suspend: no workers at all, whatever minWorkers says, until the budget allows again
+        spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"min_workers": 0})})
+    scale = await _scale(ctx, key, spec, current, pods, budget)
     replicas = scale.decision.replicas if scale.decision is not None else current
     if spec.backend == Backend.RAY:
         backend_name = raycluster_name(key[1])
@@ -228,6 +249,11 @@ async def reconcile(key: Key) -> Result:
         pods=pods,
     )
     new_status = compute_cluster_status(spec, generation, status, obs, now)
+    if budget is not None and (spec.budget is not None or spec.pricing is not None):
+        new_status["budget"] = budget_status(budget)
+        new_status["conditions"] = compute_conditions(
+            new_status["conditions"], budget_conditions(budget, spec), generation, now
+        )
     new_status["workers"]["busy"] = scale.busy
     if scale.queue is not None:
         new_status["queue"] = scale.queue
@@ -241,6 +267,8 @@ async def reconcile(key: Key) -> Result:
         await _record_transitions(ctx, ref, status, new_status)
     if scale.decision is not None and not scale.decision.settled:
         return Result(requeue_after=1.0)  # look again when the stabilization window may have passed
+    if budget is not None and new_status["gpus"]["allocated"]:
+        return Result(requeue_after=METER_SECONDS)  # spend grows while GPUs are held
     return Result()
 
 
@@ -292,7 +320,7 @@ async def _record_transitions(ctx: ClusterContext, ref: Ref, old: dict[str, Any]
             continue
         log.info("%s/%s: %s=%s (%s) %s", ref.namespace, ref.name, c["type"], c["status"], c["reason"],
                  c["message"])  # fmt: skip
-        if c["type"] == "Degraded" and c["status"] == "True":
+        if c["type"] in {"Degraded", "BudgetWarning", "BudgetExceeded"} and c["status"] == "True":
             await asyncio.to_thread(ctx.kube.event, ref, "Warning", c["reason"], c["message"])
         elif c["type"] == "Ready" and c["status"] == "True":
             await asyncio.to_thread(ctx.kube.event, ref, "Normal", c["reason"], c["message"])
@@ -336,7 +364,12 @@ def busy_pods(heartbeats: dict[str, dict[str, Any]], pod_names: set[str]) -> set
 
 
 async def _scale(
-    ctx: ClusterContext, key: Key, spec: TranslationClusterSpec, current: int, pods: list[PodView]
+    ctx: ClusterContext,
+    key: Key,
+    spec: TranslationClusterSpec,
+    current: int,
+    pods: list[PodView],
+    budget: BudgetState | None,
 ) -> ScaleObservation:
     workers = [p for p in pods if p.role == "worker" and not p.deleting]
     names = {p.name for p in workers}
@@ -354,9 +387,15 @@ async def _scale(
     busy = busy_pods(heartbeats, names)
     views = [Worker(p.name, busy=p.name in busy, ready=p.ready) for p in workers]
     history = ctx.histories.setdefault(key, History())
-    decision = decide(_policy(spec), current, backlog, views, history, time.monotonic())
+    allows = budget is None or not budget.blocks_scale_up
+    decision = decide(_policy(spec), current, backlog, views, history, time.monotonic(), allows)
     if spec.suspend:
         decision = Decision(current, (), "Suspended")
+    elif budget is not None and budget.suspends and current > 0:
+        everyone = tuple(sorted(p.name for p in workers))
+        decision = Decision(
+            0, everyone, "BudgetExceeded", f"the budget is spent: scaled to zero from {current} workers"
+        )
     queue_status = {
         "depth": sum(d.waiting for d in depth),
         "inFlight": sum(d.in_flight for d in depth),
@@ -398,3 +437,30 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
             if backlog != ctx.backlogs.get(key):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
+
+
+async def _budget(
+    ctx: ClusterContext, key: Key, spec: TranslationClusterSpec, pods: list[dict[str, Any]]
+) -> BudgetState | None:
+    """Meter the cluster's GPU time and evaluate its budget, at most every METER_SECONDS unless pods changed."""
+    if spec.budget is None and spec.pricing is None and not os.environ.get("PORTALIS_DEFAULT_ON_DEMAND_GPU_HOUR"):
+        return None
+    cached = ctx.budgets.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 1.0:
+        return cached[1]
+    jobs: list[tuple[str, str]] = []
+    for job_key in (ctx.jobs_by_cluster.get(key) if ctx.jobs_by_cluster is not None else None) or []:
+        body = _one(ctx.jobs, job_key) if ctx.jobs is not None else None
+        if body is not None:
+            tenant = (body.get("spec") or {}).get("tenant") or job_key[0]
+            jobs.append((str(body["metadata"].get("uid", "")), str(tenant)))
+    nodes = {name: next(iter(store), {}) for name, store in (ctx.nodes or {}).items()}
+    workers = [p for p in pods if (p.get("metadata", {}).get("labels") or {}).get("portalis.dev/role") == "worker"]
+    try:
+        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        state = await asyncio.to_thread(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
+    except Exception as exc:
+        log.warning("%s/%s: metering failed: %s", key[0], key[1], exc)
+        return cached[1] if cached is not None else None
+    ctx.budgets[key] = (time.monotonic(), state)
+    return state

@@ -37,6 +37,7 @@ from portalis.desired.job_status import (
     Problem,
     RateTracker,
     compute_job_status,
+    cost_of,
     report,
 )
 from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
@@ -239,7 +240,7 @@ async def reconcile(key: Key) -> Result:
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
     await _ensure_finalizer(ctx, job)
-    obs = await _drive(ctx, job, spec, tc, conns, now)
+    obs = await _drive(ctx, job, spec, tc, tc_body, conns, now)
     return await _finish_reconcile(ctx, job, spec, obs, now)
 
 
@@ -248,6 +249,7 @@ async def _drive(
     job: Job,
     spec: TranslationJobSpec,
     tc: TranslationClusterSpec,
+    tc_body: dict[str, Any],
     conns: ClusterConnections,
     now: datetime,
 ) -> JobObservation:
@@ -270,21 +272,26 @@ async def _drive(
     stats = await asyncio.to_thread(queue.job_stats, job.uid)
     queueable = [i for i in plan if not i.too_large]
     items = [_work_item(job, spec, i) for i in queueable]
-    was_suspended = job.status.get("phase") == "Suspended"
-    if spec.suspend:
-        if not was_suspended:
+    started = bool(job.status.get("startTime")) or stats.epoch_present
+    held = budget_hold(spec, job, tc, tc_body, cost_of(stats.gpu_seconds, price_per_gpu_hour(tc)), started)
+    holding = spec.suspend or held is not None
+    was_held = job.status.get("phase") == "Suspended" or _condition_true(job.status, "BudgetHeld")
+    if holding:
+        if not was_held and started:
             removed = await asyncio.to_thread(queue.remove_waiting, job.uid)
-            await _event(ctx, job, "Normal", "Suspended", f"Held {removed} queued items; items in flight finish.")
+            why = "spec.suspend is true" if spec.suspend else held.message  # type: ignore[union-attr]
+            await _event(ctx, job, "Normal", "Suspended" if spec.suspend else "BudgetHeld",
+                         f"Held {removed} queued items ({why}); items in flight finish.")  # fmt: skip
     elif not stats.epoch_present and not job.status.get("startTime"):  # never queued before
         await asyncio.to_thread(queue.enqueue, job.uid, items, 0)
         await _event(ctx, job, "Normal", "Queued", f"Queued {len(items)} items at priority {spec.priority}.")
-    elif stats.epoch_present and stats.enqueued < len(items) and not was_suspended:
+    elif stats.epoch_present and stats.enqueued < len(items) and not was_held:
         await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)  # after a crash
     elif not stats.epoch_present:
         restored = await asyncio.to_thread(_rebuild, conns, job, items, spec)
         message = f"The queue lost this job's items; re-queued {restored} unfinished items from the plan in S3."
         await _event(ctx, job, "Warning", "QueueRebuilt", message)
-    elif was_suspended:
+    elif was_held:
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         await _event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
 
@@ -292,7 +299,7 @@ async def _drive(
     finished_items = stats.done + stats.failed
     in_flight = await asyncio.to_thread(_in_flight, conns, job)
     total = len(plan)
-    if not spec.suspend and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items):
+    if not holding and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items):
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         if requeued:
             message = f"No progress for {STALL_SECONDS:.0f}s and nothing in flight: re-queued {requeued} items."
@@ -318,8 +325,53 @@ async def _drive(
         plan_location=plan_loc,
         report_location=report_location,
         finished=finished and bool(report_location),
+        budget_held=None if spec.suspend else held,
         **base,  # type: ignore[arg-type]
     )
+
+
+def _condition_true(status: dict[str, Any], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def budget_hold(
+    spec: TranslationJobSpec,
+    job: Job,
+    tc: TranslationClusterSpec,
+    tc_body: dict[str, Any],
+    spent: Decimal,
+    started: bool,
+) -> Problem | None:
+    """Why the budget holds this job's queued items, if it does (the job's own maxCost or its cluster's)."""
+    if spec.max_cost is not None and spent >= Decimal(spec.max_cost):
+        message = f"The job has spent {spent} of its maxCost {spec.max_cost}; raise spec.maxCost to go on."
+        return Problem("MaxCostReached", message, False)
+    if tc.budget is None:
+        return None
+    action = str(tc.budget.on_exceeded)
+    if action == "Alert":
+        return None
+    status = tc_body.get("status") or {}
+    cluster = f"{tc_body['metadata'].get('namespace')}/{tc_body['metadata'].get('name')}"
+    exceeded = next((c for c in status.get("conditions") or [] if c.get("type") == "BudgetExceeded"), None)
+    tenant = spec.tenant or job.key[0]
+    tenant_over = any(
+        (t.get(w) or {}).get("limit") is not None and int((t.get(w) or {}).get("percent", 0)) >= 100
+        for t in (status.get("budget") or {}).get("tenants") or []
+        if t.get("name") == tenant
+        for w in ("daily", "weekly", "monthly")
+    )
+    cluster_over = bool(exceeded and exceeded.get("status") == "True" and exceeded.get("reason") != "TenantLimit")
+    if not (cluster_over or tenant_over):
+        return None
+    whose = f"tenant {tenant}'s budget" if tenant_over and not cluster_over else f"cluster {cluster}'s budget"
+    if action == "Suspend":
+        return Problem("BudgetExceeded", f"The {whose} is spent (onExceeded: Suspend); the job resumes when the "
+                       "window rolls over or the limit is raised.", False)  # fmt: skip
+    if not started:  # BlockScaleUp: running work finishes, new jobs wait
+        return Problem("BudgetExceeded", f"The {whose} is spent (onExceeded: BlockScaleUp); the job starts when "
+                       "the window rolls over or the limit is raised.", False)  # fmt: skip
+    return None
 
 
 def _mb(size: int) -> str:

@@ -35,6 +35,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.clock_file: Path | None = None  # set when the metering clock can be moved (tests)
 
     @property
     def health_url(self) -> str:
