@@ -92,6 +92,15 @@ def test_head_has_no_gpu_and_runs_no_actors() -> None:
     assert "affinity" not in head["template"]["spec"]
 
 
+def test_the_head_runs_the_ray_driver_beside_ray() -> None:
+    rc = build_raycluster(spec(image="registry.local/worker:3"), OWNER)
+    head, driver = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    assert head["name"] == "ray-head"
+    assert driver["name"] == "portalis-driver" and driver["image"] == "registry.local/worker:3"
+    assert driver["command"][:3] == ["portalis", "worker", "ray-driver"]
+    assert env_of(driver)["PORTALIS_CLUSTER"] == "tc"
+
+
 def test_head_placement_and_resources() -> None:
     rc = build_raycluster(
         spec(

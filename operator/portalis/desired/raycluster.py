@@ -26,6 +26,7 @@ RAY_VERSION = "2.60.0"
 WORKER_GROUP = "gpu-workers"
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
+DRIVER_CONTAINER = "portalis-driver"
 
 
 def raycluster_name(cluster_name: str) -> str:
@@ -56,7 +57,16 @@ def build_raycluster(
                 "resources": head_resources(spec),
                 "env": env,
                 "securityContext": {"allowPrivilegeEscalation": False},
-            }
+            },
+            {
+                # the data plane's driver: one translator actor per GPU, following the cluster's size
+                "name": DRIVER_CONTAINER,
+                "image": spec.image,
+                "command": ["portalis", "worker", "ray-driver", "--address", "127.0.0.1:6379"],
+                "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                "env": copy.deepcopy(env),
+                "securityContext": {"allowPrivilegeEscalation": False},
+            },
         ],
     }
     if spec.head is not None and spec.head.node_selector:
