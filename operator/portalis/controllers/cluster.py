@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +116,8 @@ class ClusterContext:
 
 
 CONTEXT: ClusterContext | None = None
+# called with a cluster's key when its backlog changed (the job controller looks at that cluster's jobs)
+BACKLOG_LISTENERS: list[Callable[[Key], None]] = []
 
 
 def enqueue(key: Key) -> None:
@@ -437,6 +440,8 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
             if backlog != ctx.backlogs.get(key):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
+                for listener in BACKLOG_LISTENERS:
+                    listener(key)
 
 
 async def _budget(

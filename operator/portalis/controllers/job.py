@@ -29,6 +29,7 @@ from portalis.clients.connections import ClusterConnections, ConnectionError_, C
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
+from portalis.controllers import cluster as cluster_controller
 from portalis.controllers.runtime import Controller, Key, Result
 from portalis.desired.cluster_status import status_changed
 from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions
@@ -49,6 +50,7 @@ FINALIZER = f"{GROUP}/queue-cleanup"
 TJ_API_VERSION = f"{GROUP}/{VERSION}"
 RUNNING_RESYNC_SECONDS = 2.0
 WAITING_RESYNC_SECONDS = 30.0
+MAX_RESYNC_SECONDS = 16.0
 STALL_SECONDS = 60.0
 PLAN_CACHE_SIZE = 256
 
@@ -78,6 +80,7 @@ class JobContext:
     plans: OrderedDict[str, list[PlanItem]] = field(default_factory=OrderedDict)
     rates: dict[str, RateTracker] = field(default_factory=dict)
     progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
+    intervals: dict[str, float] = field(default_factory=dict)
 
 
 CONTEXT: JobContext | None = None
@@ -93,13 +96,17 @@ def tj_event(namespace: str | None, name: str, **_: Any) -> None:
     enqueue((namespace or "", name))
 
 
+def enqueue_jobs_of(cluster_key: Key) -> None:
+    if CONTEXT is None:
+        return
+    for job_key in CONTEXT.jobs_by_cluster.get(cluster_key) or []:
+        CONTEXT.controller.enqueue(job_key)
+
+
 @kopf.on.event(GROUP, VERSION, "translationclusters")
 def tj_cluster_event(namespace: str | None, name: str, **_: Any) -> None:
     """A cluster appearing, changing or going away concerns the jobs that name it."""
-    if CONTEXT is None:
-        return
-    for job_key in CONTEXT.jobs_by_cluster.get((namespace or "", name)) or []:
-        CONTEXT.controller.enqueue(job_key)
+    enqueue_jobs_of((namespace or "", name))
 
 
 @kopf.on.startup()
@@ -111,6 +118,7 @@ async def tj_controller_start(**kwargs: Any) -> None:
         controller, kwargs["tj_by_key"], kwargs["tj_by_cluster"], kwargs["tc_by_key"], kube, Connections.shared(kube)
     )
     controller.start()
+    cluster_controller.BACKLOG_LISTENERS.append(enqueue_jobs_of)  # progress moved: look at the jobs now
 
 
 @kopf.on.cleanup()
@@ -536,6 +544,7 @@ async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
     ctx.plans.pop(job.uid, None)
     ctx.rates.pop(job.uid, None)
     ctx.progress_at.pop(job.uid, None)
+    ctx.intervals.pop(job.uid, None)
 
 
 async def _event(ctx: JobContext, job: Job, type_: str, reason: str, message: str) -> None:
@@ -560,14 +569,19 @@ async def _finish_reconcile(
         }
     else:
         new_status = compute_job_status(spec, job.generation, job.status, obs, now)
-    if status_changed(job.status, new_status):
+    changed = status_changed(job.status, new_status)
+    if changed:
         await asyncio.to_thread(ctx.kube.patch_status, job.ref, new_status)
         await _record_transitions(ctx, job, job.status, new_status)
     phase = new_status.get("phase")
     if phase in {"Succeeded", "Failed"}:
+        ctx.intervals.pop(job.uid, None)
         return Result.forget()
     if phase == "Running" or phase == "Planning":
-        return Result(requeue_after=RUNNING_RESYNC_SECONDS)
+        # progress lives in Redis: look often while it moves, back off while a job only waits in the queue
+        interval = RUNNING_RESYNC_SECONDS if changed else min(ctx.intervals.get(job.uid, 1.0) * 2, MAX_RESYNC_SECONDS)
+        ctx.intervals[job.uid] = interval
+        return Result(requeue_after=interval)
     return Result(requeue_after=WAITING_RESYNC_SECONDS)
 
 
