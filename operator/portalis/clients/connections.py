@@ -12,9 +12,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
 from portalis.clients.kube import Kube, not_found
-from portalis.clients.queue import RedisQueue, queue_for
+from portalis.clients.queue import RedisQueue, redis_client
 from portalis.clients.store import Store
 
 log = logging.getLogger("portalis.connections")
@@ -55,6 +57,8 @@ class Connections:
         self.kube = kube
         self._lock = threading.Lock()
         self._by_cluster: dict[tuple[str, str], ClusterConnections] = {}
+        self._redis: dict[str, redis.Redis] = {}
+        self._stores: dict[tuple[str | None, str, str | None, str | None, bool], Store] = {}
         self._visibility = visibility_timeout_seconds
 
     def _secret(self, namespace: str, name: str, key: str) -> str:
@@ -93,14 +97,21 @@ class Connections:
             kwargs["visibility_timeout_seconds"] = self._visibility
         else:
             kwargs["visibility_timeout_seconds"] = float(spec.engine.timeout_seconds + 60)
-        queue = queue_for(url, namespace, name, **kwargs)
-        store = Store(
-            str(spec.storage.endpoint) if spec.storage.endpoint else None,
-            region=spec.storage.region,
-            access_key=access,
-            secret_key=secret_key,
-            force_path_style=spec.storage.force_path_style or bool(spec.storage.endpoint),
-        )
+        # clusters that share a Redis or an S3 endpoint and credentials share one client (and its pool)
+        with self._lock:
+            client = self._redis.get(url)
+            if client is None:
+                client = self._redis[url] = redis_client(url, max_connections=64)
+            endpoint = str(spec.storage.endpoint) if spec.storage.endpoint else None
+            path_style = spec.storage.force_path_style or bool(spec.storage.endpoint)
+            store_key = (endpoint, spec.storage.region, access, secret_key, path_style)
+            store = self._stores.get(store_key)
+            if store is None:
+                store = self._stores[store_key] = Store(
+                    endpoint, region=spec.storage.region, access_key=access, secret_key=secret_key,
+                    force_path_style=path_style,
+                )  # fmt: skip
+        queue = RedisQueue(client, namespace, name, **kwargs)
         conns = ClusterConnections(queue, store, spec.storage.bucket, fingerprint)
         with self._lock:
             self._by_cluster[key] = conns

@@ -19,6 +19,8 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from portalis import metrics
+
 log = logging.getLogger("portalis.kube")
 
 FIELD_MANAGER = "portalis-operator"
@@ -164,6 +166,14 @@ class Kube:
             log.warning("could not record Event %s on %s/%s: %s", reason, ref.namespace, ref.name, exc.reason)
 
 
+class CountingApiClient(kubernetes.client.ApiClient):
+    """Counts every request Portalis makes to the API server, by HTTP method (kopf's watches are its own)."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        metrics.API_REQUESTS.labels(method.upper()).inc()
+        return super().call_api(method, url, *args, **kwargs)
+
+
 def _load_client() -> kubernetes.client.ApiClient:
     config = kubernetes.client.Configuration()
     try:
@@ -175,4 +185,4 @@ def _load_client() -> kubernetes.client.ApiClient:
         # the kubeconfig itself asked to skip verification (the local cluster); say so once, not per request
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         log.warning("TLS verification of the API server is off, as the kubeconfig asks")
-    return kubernetes.client.ApiClient(config)
+    return CountingApiClient(config)

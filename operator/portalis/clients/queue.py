@@ -728,14 +728,19 @@ class RedisQueue:
         return out
 
 
-def queue_for(url: str, namespace: str, cluster: str, **kw: Any) -> RedisQueue:
-    """A queue on the Redis at ``url``, with timeouts that let a blocking take finish before the socket gives up."""
-    client = redis.Redis.from_url(
+def redis_client(url: str, max_connections: int | None = None) -> redis.Redis:
+    """A client for the Redis at ``url``, with timeouts that let a blocking take finish before the socket gives up."""
+    return redis.Redis.from_url(
         url,
         socket_timeout=30,
         socket_connect_timeout=5,
         socket_keepalive=True,
         health_check_interval=15,
         retry_on_timeout=True,
+        max_connections=max_connections,
     )
-    return RedisQueue(client, namespace, cluster, **kw)
+
+
+def queue_for(url: str, namespace: str, cluster: str, **kw: Any) -> RedisQueue:
+    """A queue on the Redis at ``url`` with a client of its own."""
+    return RedisQueue(redis_client(url), namespace, cluster, **kw)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
 from portalis import GROUP
 
+IO_THREADS = 64
+
 
 @kopf.on.startup()
-def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Blocking Kubernetes, Redis and S3 calls run in threads (asyncio.to_thread); the default pool of
+    # cpu_count + 4 threads would queue one slow S3 listing behind another and stall every controller.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="portalis-io")
+    )
     # Status is structural and owned by the controllers; kopf keeps its progress in annotations instead.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

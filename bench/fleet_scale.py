@@ -1,0 +1,287 @@
+"""fleet-scale: 1,000 KWOK GPU nodes, 100 TranslationClusters and 10,000 TranslationJobs on one operator.
+
+Measures, in one run, beside the real KubeRay operator reconciling the same RayClusters: how long until every
+job is Planned and every cluster Ready; the apply-to-RayCluster latency at that scale (p50/p95); the
+operator's peak RSS and mean CPU; its API requests per second and per reconcile; KubeRay's RSS, CPU,
+requests and reconcile p95 from its own metrics endpoint. Goals: all jobs planned within 120 s, operator RSS
+under 500 MB, apply-to-RayCluster p95 under 2 s. Sizes: PORTALIS_BENCH_FLEET_NODES (1000),
+PORTALIS_BENCH_FLEET_CLUSTERS (100), PORTALIS_BENCH_FLEET_JOBS (10000).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, cast
+
+import kubernetes
+
+from bench.common import Result, local_cluster, percentile, report, summary
+from bench.watch import Watcher, api_client
+from portalis.clients.store import Store
+from portalis.devcluster.nodes import FleetSpec
+from portalis.devcluster.operator import OperatorProcess
+from portalis.devcluster.servers import RedisServer, S3Server
+
+NODES = int(os.environ.get("PORTALIS_BENCH_FLEET_NODES", "1000"))
+CLUSTERS = int(os.environ.get("PORTALIS_BENCH_FLEET_CLUSTERS", "100"))
+JOBS = int(os.environ.get("PORTALIS_BENCH_FLEET_JOBS", "10000"))
+PLAN_GOAL_S, RSS_GOAL_MB, APPLY_GOAL_S = 120.0, 500.0, 2.0
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def metric_sum(text: str, name: str, match: str = "") -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {") and match in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def histogram_p95(text: str, name: str, match: str = "") -> float | None:
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket") and match in line:
+            le = re.search(r'le="([^"]+)"', line)
+            if le:
+                bound = float("inf") if le.group(1) == "+Inf" else float(le.group(1))
+                buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    if not buckets or not buckets.get(float("inf")):
+        return None
+    target = 0.95 * buckets[float("inf")]
+    return next(b for b in sorted(buckets) if buckets[b] >= target)
+
+
+class ProcStats(threading.Thread):
+    """Peak RSS (MB) and CPU seconds of one process, sampled every 0.5 s."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_mb, self.stop_flag = pid, 0.0, threading.Event()
+        self.cpu0 = self.cpu()
+
+    def cpu(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def run(self) -> None:
+        while not self.stop_flag.wait(0.5):
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+            except OSError:
+                return
+
+
+def main() -> int:
+    per_kind = max(NODES // 2, 1)
+    fleet = FleetSpec(h100_nodes=per_kind, a100_nodes=NODES - per_kind, cpu_nodes=max(CLUSTERS // 20, 2),
+                      gpus_per_node=8, spot_every=0)  # fmt: skip
+    redis = RedisServer().start()
+    s3 = S3Server().start()
+    try:
+        store = Store(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key)
+        for bucket in ("fleet-artifacts", "fleet-src"):
+            store.ensure_bucket(bucket)
+        store.put_bytes("fleet-src", "src/mod.py", b"def f(x: int) -> int:\n    return x + 1\n")
+        with local_cluster("bench-fleet", fleet) as kube:
+            log = Path(tempfile.mkdtemp(prefix="portalis-bench-")) / "operator.log"
+            operator = OperatorProcess(kube, log).start()
+            assert operator.proc is not None
+            stats = ProcStats(operator.proc.pid)
+            stats.start()
+            kuberay_url = f"http://127.0.0.1:{kube.state().ports.kuberay_metrics}/metrics"
+            kuberay_pid = kube.state().pids["kuberay-operator"]
+            kuberay_stats = ProcStats(kuberay_pid)
+            kuberay_stats.start()
+            kuberay_before = scrape(kuberay_url)
+            ours_before = scrape(operator.metrics_url)
+            try:
+                result = run(kube, redis, s3)
+            finally:
+                stats.stop_flag.set()
+                kuberay_stats.stop_flag.set()
+            elapsed = result["elapsed"]
+            ours_after, kuberay_after = scrape(operator.metrics_url), scrape(kuberay_url)
+            operator_cpu = (stats.cpu() - stats.cpu0) / elapsed
+            kuberay_cpu = (kuberay_stats.cpu() - kuberay_stats.cpu0) / elapsed
+            operator.stop()
+    finally:
+        redis.stop()
+        s3.stop()
+
+    requests = metric_sum(ours_after, "portalis_api_requests_total") - metric_sum(
+        ours_before, "portalis_api_requests_total"
+    )
+    reconciles = metric_sum(ours_after, "portalis_reconcile_total") - metric_sum(
+        ours_before, "portalis_reconcile_total"
+    )
+    kuberay_requests = metric_sum(kuberay_after, "rest_client_requests_total") - metric_sum(
+        kuberay_before, "rest_client_requests_total"
+    )
+    ours_p95 = histogram_p95(ours_after, "portalis_reconcile_duration_seconds", 'controller="translationcluster"')
+    kuberay_p95 = histogram_p95(kuberay_after, "controller_runtime_reconcile_time_seconds", 'controller="raycluster')
+    to_rc = result["to_rc"]
+    print(f"fleet: {NODES} GPU nodes, {CLUSTERS} TranslationClusters, {JOBS} TranslationJobs")
+    print(f"all jobs planned after {result['planned_s']:.1f}s; all clusters Ready after {result['ready_s']:.1f}s")
+    print(summary("TranslationCluster created -> RayCluster created", to_rc))
+    print(f"Portalis operator: peak RSS {stats.peak_mb:.0f} MB, mean CPU {operator_cpu:.2f} cores, "
+          f"{requests / elapsed:.1f} API requests/s, {requests / max(reconciles, 1):.2f} per reconcile, "
+          f"TranslationCluster reconcile p95 <= {ours_p95}s")  # fmt: skip
+    print(f"KubeRay operator:  peak RSS {kuberay_stats.peak_mb:.0f} MB, mean CPU {kuberay_cpu:.2f} cores, "
+          f"{kuberay_requests / elapsed:.1f} API requests/s, RayCluster reconcile p95 <= {kuberay_p95}s")  # fmt: skip
+    met = (
+        result["planned_s"] <= PLAN_GOAL_S and stats.peak_mb < RSS_GOAL_MB
+        and percentile(to_rc, 95) <= APPLY_GOAL_S and result["unplanned"] == 0
+    )  # fmt: skip
+    report(
+        Result(
+            bench="fleet-scale",
+            metric="TranslationCluster created -> RayCluster created, at fleet scale",
+            unit="s",
+            values=to_rc,
+            baseline_name="KubeRay RayCluster reconcile p95 (same run, its own histogram)",
+            baseline_values=[kuberay_p95 or 0.0],
+            goal=f"jobs planned <= {PLAN_GOAL_S:.0f} s, RSS < {RSS_GOAL_MB:.0f} MB, apply p95 <= {APPLY_GOAL_S:.0f} s",
+            met=met,
+            extra={
+                "nodes": NODES,
+                "clusters": CLUSTERS,
+                "jobs": JOBS,
+                "all_planned_s": round(result["planned_s"], 2),
+                "all_ready_s": round(result["ready_s"], 2),
+                "unplanned": result["unplanned"],
+                "create_jobs_s": round(result["create_s"], 2),
+                "operator_peak_rss_mb": round(stats.peak_mb, 1),
+                "operator_cpu_cores": round(operator_cpu, 3),
+                "operator_api_requests_per_s": round(requests / elapsed, 2),
+                "operator_api_requests_per_reconcile": round(requests / max(reconciles, 1), 3),
+                "operator_reconcile_p95_le_s": ours_p95,
+                "kuberay_peak_rss_mb": round(kuberay_stats.peak_mb, 1),
+                "kuberay_cpu_cores": round(kuberay_cpu, 3),
+                "kuberay_api_requests_per_s": round(kuberay_requests / elapsed, 2),
+                "kuberay_reconcile_p95_le_s": kuberay_p95,
+            },
+        )
+    )
+    return 0
+
+
+def run(kube: Any, redis: RedisServer, s3: S3Server) -> dict[str, Any]:
+    ns = f"bench-fleet-{os.getpid()}"
+    kube.kubectl("create", "namespace", ns)
+    client = api_client(kube)
+    custom = kubernetes.client.CustomObjectsApi(client)
+    core = kubernetes.client.CoreV1Api(client)
+    values = {"url": redis.url, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
+    core.create_namespaced_secret(ns, cast(Any, {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fleet"},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+    }))  # fmt: skip
+    lock = threading.Lock()
+    created: dict[str, float] = {}
+    rc_seen: dict[str, float] = {}
+    ready: set[str] = set()
+    planned: set[str] = set()
+
+    def on_rc(kind: str, obj: dict[str, Any], t: float) -> None:
+        with lock:
+            rc_seen.setdefault(obj["metadata"]["name"], t)
+
+    def on_tc(kind: str, obj: dict[str, Any], t: float) -> None:
+        if any(
+            c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or []
+        ):
+            with lock:
+                ready.add(obj["metadata"]["name"])
+
+    def on_tj(kind: str, obj: dict[str, Any], t: float) -> None:
+        conds = (obj.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Planned" and c["status"] == "True" for c in conds):
+            with lock:
+                planned.add(obj["metadata"]["name"])
+
+    watchers = [
+        Watcher(custom.list_namespaced_custom_object, on_rc, group="ray.io", version="v1", namespace=ns,
+                plural="rayclusters"),
+        Watcher(custom.list_namespaced_custom_object, on_tc, group="portalis.dev", version="v1alpha1",
+                namespace=ns, plural="translationclusters"),
+        Watcher(custom.list_namespaced_custom_object, on_tj, group="portalis.dev", version="v1alpha1",
+                namespace=ns, plural="translationjobs"),
+    ]  # fmt: skip
+    for w in watchers:
+        w.start()
+        w.ready.wait(10)
+    started = time.monotonic()
+    for i in range(CLUSTERS):
+        name = f"c{i:03d}"
+        body = {
+            "apiVersion": "portalis.dev/v1alpha1", "kind": "TranslationCluster", "metadata": {"name": name},
+            "spec": {
+                "workers": {"gpuType": "Any", "minWorkers": 1, "maxWorkers": 2,
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+                "head": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
+                "queue": {"urlSecretRef": {"name": "fleet", "key": "url"}},
+                "storage": {"endpoint": s3.endpoint, "bucket": "fleet-artifacts", "forcePathStyle": True,
+                            "credentialsSecretRef": {"name": "fleet"}},
+            },
+        }  # fmt: skip
+        t0 = time.monotonic()
+        custom.create_namespaced_custom_object("portalis.dev", "v1alpha1", ns, "translationclusters", body)
+        with lock:
+            created[name] = t0
+
+    def create_job(i: int) -> None:
+        body = {
+            "apiVersion": "portalis.dev/v1alpha1", "kind": "TranslationJob", "metadata": {"name": f"j{i:05d}"},
+            "spec": {"clusterRef": {"name": f"c{i % CLUSTERS:03d}"},
+                     "source": {"bucket": "fleet-src", "prefix": "src/"}, "output": {"prefix": f"out/j{i:05d}/"}},
+        }  # fmt: skip
+        custom.create_namespaced_custom_object("portalis.dev", "v1alpha1", ns, "translationjobs", body)
+
+    jobs_started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create_job, range(JOBS)))
+    create_s = time.monotonic() - jobs_started
+    deadline = time.monotonic() + 600
+    planned_at = ready_at = None
+    while time.monotonic() < deadline and (planned_at is None or ready_at is None):
+        with lock:
+            if planned_at is None and len(planned) >= JOBS:
+                planned_at = time.monotonic()
+            if ready_at is None and len(ready) >= CLUSTERS:
+                ready_at = time.monotonic()
+        time.sleep(0.5)
+    end = time.monotonic()
+    for w in watchers:
+        w.stop()
+    kube.kubectl("delete", "namespace", ns, "--wait=false")
+    to_rc = [rc_seen[n] - created[n] for n in created if n in rc_seen]
+    return {
+        "elapsed": end - started,
+        "planned_s": (planned_at or end) - jobs_started,
+        "ready_s": (ready_at or end) - started,
+        "unplanned": JOBS - len(planned),
+        "create_s": create_s,
+        "to_rc": to_rc or [float("inf")],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
