@@ -46,6 +46,12 @@ class Result:
     extra: dict[str, Any] | None = None
     higher_is_better: bool = False
 
+    def ratio(self) -> float | None:
+        """ours/baseline: on p95 for latencies, on p50 for throughputs (``higher_is_better``)."""
+        q = 50 if self.higher_is_better else 95
+        ours, base = percentile(self.values, q), percentile(self.baseline_values, q)
+        return round(ours / base, 4) if base else None
+
     def to_json(self) -> dict[str, Any]:
         p50, p95 = percentile(self.values, 50), percentile(self.values, 95)
         b50, b95 = percentile(self.baseline_values, 50), percentile(self.baseline_values, 95)
@@ -56,11 +62,13 @@ class Result:
             "p50": round(p50, 6),
             "p95": round(p95, 6),
             "baseline": {"name": self.baseline_name, "p50": round(b50, 6), "p95": round(b95, 6)},
-            "ratio": round(p95 / b95, 4) if b95 else None,
+            "ratio": self.ratio(),
             "goal": self.goal,
             "met": self.met,
             "n": len(self.values),
         }
+        if self.higher_is_better:
+            out["higher_is_better"] = True
         if self.extra:
             out["extra"] = self.extra
         return out

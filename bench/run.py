@@ -8,6 +8,12 @@ import time
 
 BENCHES = {
     "apply-to-raycluster": "bench.apply_to_raycluster",
+    "job-queue-latency": "bench.job_queue_latency",
+    "queue-throughput": "bench.queue_throughput",
+    "plan-throughput": "bench.plan_throughput",
+    "scale-reaction": "bench.scale_reaction",
+    "operator-recovery": "bench.operator_recovery",
+    "fleet-scale": "bench.fleet_scale",
 }
 
 

@@ -243,6 +243,9 @@ class RedisQueue:
         self.dlq = f"{self.prefix}:dlq"
         self.cancelled_key = f"{self.prefix}:cancelled"
         self._groups_ready = False
+        self._last_reclaim = float("-inf")
+        self._cancelled_at = float("-inf")
+        self._cancelled_cache: set[str] = set()
         self._complete = client.register_script(_COMPLETE)
         self._fail = client.register_script(_FAIL)
         self._release = client.register_script(_RELEASE)
@@ -339,7 +342,7 @@ class RedisQueue:
         deadline = time.monotonic() + block_ms / 1000.0
         while True:
             try:
-                delivery = self._reclaim(consumer) or self._read_new(consumer)
+                delivery = self._reclaim_due(consumer) or self._read_new(consumer)
                 if delivery is None:
                     remaining = int((deadline - time.monotonic()) * 1000)
                     if remaining <= 0:
@@ -417,9 +420,28 @@ class RedisQueue:
             self.release(extra)
         return deliveries[0]
 
+    def _reclaim_due(self, consumer: str) -> Delivery | None:
+        """Reclaim only every so often: an entry can go stale only once per visibility timeout, and looking on
+        every take costs four round trips per item."""
+        now = time.monotonic()
+        if now - self._last_reclaim < min(1.0, self.visibility_timeout_seconds / 2):
+            return None
+        found = self._reclaim(consumer)
+        if found is None:
+            self._last_reclaim = now
+        return found
+
+    def _cancelled(self, job_uid: str) -> bool:
+        """Whether the job was cancelled, from a copy of the cancelled set at most a second old."""
+        now = time.monotonic()
+        if now - self._cancelled_at > 1.0:
+            self._cancelled_cache = {_s(m) for m in cast(list[Any], self.r.zrange(self.cancelled_key, 0, -1))}
+            self._cancelled_at = now
+        return job_uid in self._cancelled_cache
+
     def _admit(self, d: Delivery) -> Delivery | None:
         """The delivery if it should be worked on; drops cancelled jobs' entries, dead-letters spent items."""
-        if self.r.zscore(self.cancelled_key, d.item.job_uid) is not None:
+        if self._cancelled(d.item.job_uid):
             pipe = self.r.pipeline(transaction=True)
             pipe.xack(d.stream, self.group, d.entry_id)
             pipe.xdel(d.stream, d.entry_id)
@@ -608,6 +630,7 @@ class RedisQueue:
         Cancellation is final for the job uid: entries of it queued later are dropped when taken.
         Returns how many entries were removed.
         """
+        self._cancelled_at = float("-inf")  # this process sees the cancellation at once; others within 1 s
         now = time.time()
         self.r.zadd(self.cancelled_key, {job_uid: now})
         self.r.zremrangebyscore(self.cancelled_key, "-inf", now - CANCELLED_RETENTION_SECONDS)

@@ -214,11 +214,18 @@ async def reconcile(key: Key) -> Result:
     current = clamp_replicas(spec, ctx.replicas.get(key, (status.get("workers") or {}).get("desired")))
     pod_bodies = list(ctx.pods.get(key) or [])
     pods = [view_pod(p) for p in pod_bodies]
-    budget = await _budget(ctx, key, spec, pod_bodies)
-    if budget is not None and budget.suspends:
-        # onExceeded: Suspend: no workers at all, whatever minWorkers says, until the budget allows again
-        spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"min_workers": 0})})
-    scale = await _scale(ctx, key, spec, current, pods, budget)
+    backend_index = ctx.rayclusters if spec.backend == Backend.RAY else ctx.daskclusters
+    first_apply = _one(backend_index, key) is None and not ctx.replicas.get(key)
+    budget: BudgetState | None = None
+    if first_apply:
+        # create the backend at once with minWorkers; the queue and the budget are read on the next pass
+        scale = ScaleObservation(None)
+    else:
+        budget = await _budget(ctx, key, spec, pod_bodies)
+        if budget is not None and budget.suspends:
+            # onExceeded: Suspend: no workers at all, whatever minWorkers says, until the budget allows again
+            spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"min_workers": 0})})
+        scale = await _scale(ctx, key, spec, current, pods, budget)
     replicas = scale.decision.replicas if scale.decision is not None else current
     if spec.backend == Backend.RAY:
         backend_name = raycluster_name(key[1])
@@ -268,6 +275,8 @@ async def reconcile(key: Key) -> Result:
     if status_changed(status, new_status):
         await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
         await _record_transitions(ctx, ref, status, new_status)
+    if first_apply:
+        return Result(requeue_after=0.0)
     if scale.decision is not None and not scale.decision.settled:
         return Result(requeue_after=1.0)  # look again when the stabilization window may have passed
     if budget is not None and new_status["gpus"]["allocated"]:

@@ -28,14 +28,28 @@ def install_crds(kube: DevCluster) -> DevCluster:
 class OperatorProcess:
     """``portalis operator run`` on free loopback ports, logging to ``log``."""
 
-    def __init__(self, kube: DevCluster, log: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kube: DevCluster,
+        log: Path,
+        extra_args: list[str] | None = None,
+        webhook_token_file: Path | None = None,
+        webhook_port: int | None = None,
+    ) -> None:
+        """``webhook_token_file`` turns on ``POST /alerts`` (on ``webhook_port``, a free port by default)."""
         self.kube = kube
         self.log = log
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.extra_args = extra_args or []
+        self.webhook_token_file = webhook_token_file
+        self.webhook_port = (webhook_port or free_port()) if webhook_token_file is not None else 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.clock_file: Path | None = None  # set when the metering clock can be moved (tests)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.webhook_port}/alerts"
 
     @property
     def health_url(self) -> str:
@@ -52,6 +66,9 @@ class OperatorProcess:
             sys.executable, "-m", "portalis", "operator", "run", "--health-host", "127.0.0.1",
             "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port), *self.extra_args,
         ]  # fmt: skip
+        if self.webhook_token_file is not None:
+            argv += ["--webhook-host", "127.0.0.1", "--webhook-port", str(self.webhook_port)]
+            env["PORTALIS_WEBHOOK_TOKEN_FILE"] = str(self.webhook_token_file)
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
