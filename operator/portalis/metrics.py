@@ -60,6 +60,40 @@ SPEND = Counter(
 )
 
 
+# GPU health: alerts received on /alerts, quarantined nodes, the circuit breaker, and what was done to nodes.
+ALERTS_RECEIVED = Counter(
+    "portalis_alerts_received_total",
+    "Alerts received (Alertmanager webhook or dcgm-exporter poll), by alertname and what became of them "
+    "(quarantined, held, dry_run, unknown_node, ...); refused requests count with an empty alertname.",
+    ["alertname", "result"],
+)
+QUARANTINED_NODES = Gauge(
+    "portalis_quarantined_nodes", "GPU nodes quarantined and not yet released, per cluster.", ["namespace", "cluster"]
+)
+CIRCUIT_BREAKER_TRIPPED = Gauge(
+    "portalis_circuit_breaker_tripped",
+    '1 while node actions are held back after too many alerts, per cluster (namespace and cluster "*": fleet).',
+    ["namespace", "cluster"],
+)
+NODE_ACTIONS = Counter(
+    "portalis_node_actions_total",
+    "Actions on GPU nodes and their pods (cordon, remove_ray_workers, evict, release, ...), by result.",
+    ["action", "result"],
+)
+
+
+ITEMS = Counter(
+    "portalis_items",
+    "Work items finished, per cluster and outcome (done: translated, cached: from the result cache, failed).",
+    ["namespace", "cluster", "outcome"],
+)
+API_REQUESTS = Counter(
+    "portalis_api_requests",
+    "Requests the controllers made to the Kubernetes API server, by HTTP method (watches excluded).",
+    ["method"],
+)
+
+
 def observe_reconcile(controller: str, seconds: float, ok: bool) -> None:
     RECONCILES.labels(controller, "ok" if ok else "error").inc()
     RECONCILE_SECONDS.labels(controller).observe(seconds)

@@ -81,6 +81,7 @@ class JobContext:
     rates: dict[str, RateTracker] = field(default_factory=dict)
     progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
+    counted: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 CONTEXT: JobContext | None = None
@@ -312,6 +313,7 @@ async def _drive(
         if requeued:
             message = f"No progress for {STALL_SECONDS:.0f}s and nothing in flight: re-queued {requeued} items."
             await _event(ctx, job, "Warning", "Requeued", message)
+    _count_items(ctx, job, spec, stats)
     rate = ctx.rates.setdefault(job.uid, RateTracker()).add(time.monotonic(), finished_items)
     paths = {i.item_id: i.relative_path for i in plan}
     failed_by_path = {paths.get(item_id, item_id): reason for item_id, reason in stats.failed_items.items()}
@@ -336,6 +338,19 @@ async def _drive(
         budget_held=None if spec.suspend else held,
         **base,  # type: ignore[arg-type]
     )
+
+
+def _count_items(ctx: JobContext, job: Job, spec: TranslationJobSpec, stats: Any) -> None:
+    """portalis_items_total from the job's exactly-once counters (counted from this process' first look)."""
+    now = (stats.done - stats.cached, stats.cached, stats.failed)
+    before = ctx.counted.get(job.uid)
+    ctx.counted[job.uid] = now
+    if before is None:
+        return
+    cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    for outcome, new, old in zip(("done", "cached", "failed"), now, before, strict=True):
+        if new > old:
+            metrics.ITEMS.labels(*cluster, outcome).inc(new - old)
 
 
 def _condition_true(status: dict[str, Any], type_: str) -> bool:
@@ -545,6 +560,7 @@ async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
     ctx.rates.pop(job.uid, None)
     ctx.progress_at.pop(job.uid, None)
     ctx.intervals.pop(job.uid, None)
+    ctx.counted.pop(job.uid, None)
 
 
 async def _event(ctx: JobContext, job: Job, type_: str, reason: str, message: str) -> None:
@@ -576,6 +592,7 @@ async def _finish_reconcile(
     phase = new_status.get("phase")
     if phase in {"Succeeded", "Failed"}:
         ctx.intervals.pop(job.uid, None)
+        ctx.counted.pop(job.uid, None)
         return Result.forget()
     if phase == "Running" or phase == "Planning":
         # progress lives in Redis: look often while it moves, back off while a job only waits in the queue
