@@ -50,6 +50,7 @@ GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
 DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
 METER_SECONDS = 5.0
+QUEUE_RETRY_SECONDS = 10.0
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
 
@@ -105,7 +106,7 @@ class ClusterContext:
     connections: Connections
     histories: dict[Key, History] = field(default_factory=dict)
     backlogs: dict[Key, int] = field(default_factory=dict)
-    queue_errors: dict[Key, str] = field(default_factory=dict)
+    queue_errors: dict[Key, tuple[str, float]] = field(default_factory=dict)  # message, when
     replicas: dict[Key, int] = field(default_factory=dict)
     nodes: kopf.Index[str, dict[str, str]] | None = None
     jobs: kopf.Index[Key, dict[str, Any]] | None = None
@@ -150,7 +151,7 @@ async def tc_controller_start(**kwargs: Any) -> None:
     """Start the reconcile loop; kopf hands every handler its indexes by name."""
     global CONTEXT
     kube = Kube.shared()
-    controller = Controller("translationcluster", reconcile, workers=8, observe=metrics.observe_reconcile)
+    controller = Controller("translationcluster", reconcile, workers=32, observe=metrics.observe_reconcile)
     CONTEXT = ClusterContext(
         controller,
         kwargs["tc_by_key"],
@@ -385,13 +386,15 @@ async def _scale(
 ) -> ScaleObservation:
     workers = [p for p in pods if p.role == "worker" and not p.deleting]
     names = {p.name for p in workers}
+    if not queue_worth_trying(ctx, key):
+        return ScaleObservation(None)
     try:
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
         depth, heartbeats = await asyncio.to_thread(_read_queue, conns)
     except Exception as exc:  # the queue is down or its Secret is missing: keep the worker count
-        if ctx.queue_errors.get(key) != str(exc):
+        if ctx.queue_errors.get(key, ("", 0.0))[0] != str(exc):
             log.warning("%s/%s: queue unavailable, not scaling: %s", key[0], key[1], exc)
-        ctx.queue_errors[key] = str(exc)
+        ctx.queue_errors[key] = (str(exc), time.monotonic())
         return ScaleObservation(None)
     ctx.queue_errors.pop(key, None)
     backlog = sum(d.waiting + d.in_flight for d in depth)
@@ -417,6 +420,13 @@ async def _scale(
         metrics.QUEUE_DEPTH.labels(key[0], key[1], d.priority).set(d.waiting)
         metrics.QUEUE_OLDEST_AGE.labels(key[0], key[1], d.priority).set(d.oldest_age_seconds)
     return ScaleObservation(decision, busy=len(busy), queue=queue_status, backlog=backlog)
+
+
+def queue_worth_trying(ctx: ClusterContext, key: Key) -> bool:
+    """An unreachable queue is retried every QUEUE_RETRY_SECONDS, not on every reconcile: connect timeouts would
+    tie up the workers that other clusters need."""
+    failed = ctx.queue_errors.get(key)
+    return failed is None or time.monotonic() - failed[1] >= QUEUE_RETRY_SECONDS
 
 
 def _read_queue(conns: ClusterConnections) -> tuple[list[QueueDepth], dict[str, dict[str, Any]]]:
@@ -462,6 +472,8 @@ async def _budget(
     cached = ctx.budgets.get(key)
     if cached is not None and time.monotonic() - cached[0] < 1.0:
         return cached[1]
+    if not queue_worth_trying(ctx, key):
+        return cached[1] if cached is not None else None
     jobs: list[tuple[str, str]] = []
     for job_key in (ctx.jobs_by_cluster.get(key) if ctx.jobs_by_cluster is not None else None) or []:
         body = _one(ctx.jobs, job_key) if ctx.jobs is not None else None
@@ -475,6 +487,7 @@ async def _budget(
         state = await asyncio.to_thread(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
     except Exception as exc:
         log.warning("%s/%s: metering failed: %s", key[0], key[1], exc)
+        ctx.queue_errors[key] = (str(exc), time.monotonic())
         return cached[1] if cached is not None else None
     ctx.budgets[key] = (time.monotonic(), state)
     return state
