@@ -101,7 +101,7 @@ class Connections:
         with self._lock:
             client = self._redis.get(url)
             if client is None:
-                client = self._redis[url] = redis_client(url, max_connections=64)
+                client = self._redis[url] = redis_client(url, max_connections=64, socket_timeout=5)
             endpoint = str(spec.storage.endpoint) if spec.storage.endpoint else None
             path_style = spec.storage.force_path_style or bool(spec.storage.endpoint)
             store_key = (endpoint, spec.storage.region, access, secret_key, path_style)

@@ -7,6 +7,7 @@ Synchronous calls on the official client, run in worker threads by the async con
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -89,10 +90,18 @@ class Kube:
         """Server-side apply of a namespaced custom object; creates it when missing."""
         group, version = obj["apiVersion"].split("/")
         meta = obj["metadata"]
-        result = self.custom.patch_namespaced_custom_object(
-            group, version, meta["namespace"], PLURALS[obj["kind"]], meta["name"], obj,
-            field_manager=self.field_manager, force=force, _content_type=APPLY,
+        # The client's own encoding escapes characters beyond U+FFFF as surrogate pairs, which the apiserver's
+        # YAML decoder rejects; JSON is YAML, so the body is sent as UTF-8 JSON instead.
+        method, url, headers, _, post = self.custom._patch_namespaced_custom_object_serialize(
+            group=group, version=version, namespace=meta["namespace"], plural=PLURALS[obj["kind"]],
+            name=meta["name"], body=obj, dry_run=None, field_manager=self.field_manager, field_validation=None,
+            force=force, _request_auth=None, _content_type=APPLY, _headers=None, _host_index=0,
         )  # fmt: skip
+        response = self.api.call_api(method, url, headers, json.dumps(obj, ensure_ascii=False).encode(), post)
+        response.read()  # type: ignore[no-untyped-call]
+        result = self.api.response_deserialize(
+            response_data=response, response_types_map={"200": "object", "201": "object"}
+        ).data
         return cast(dict[str, Any], result)
 
     def get(self, ref: Ref) -> dict[str, Any] | None:

@@ -751,15 +751,17 @@ class RedisQueue:
         return out
 
 
-def redis_client(url: str, max_connections: int | None = None) -> redis.Redis:
-    """A client for the Redis at ``url``, with timeouts that let a blocking take finish before the socket gives up."""
+def redis_client(url: str, max_connections: int | None = None, socket_timeout: float = 30) -> redis.Redis:
+    """A client for the Redis at ``url``. Workers keep the default 30 s so a blocking take finishes before the
+    socket gives up; the operator, which never blocks on the queue, passes a short timeout so a Redis that
+    accepts connections but never answers cannot hold its reconcile workers."""
     return redis.Redis.from_url(
         url,
-        socket_timeout=30,
-        socket_connect_timeout=5,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=min(5, socket_timeout),
         socket_keepalive=True,
         health_check_interval=15,
-        retry_on_timeout=True,
+        retry_on_timeout=socket_timeout >= 30,
         max_connections=max_connections,
     )
 

@@ -20,6 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 import kopf
+import redis
+from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 
 from portalis import GROUP, VERSION, metrics
@@ -247,9 +249,18 @@ async def reconcile(key: Key) -> Result:
     except ConnectionError_ as exc:
         problem = Problem(exc.reason, exc.message, False)
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+    except (ValueError, BotoCoreError, redis.RedisError) as exc:  # settings boto3 or redis-py refuse
+        problem = Problem("StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}", False)
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
     await _ensure_finalizer(ctx, job)
-    obs = await _drive(ctx, job, spec, tc, tc_body, conns, now)
+    try:
+        obs = await _drive(ctx, job, spec, tc, tc_body, conns, now)
+    except redis.RedisError as exc:
+        problem = Problem("QueueUnavailable", f"The cluster's Redis cannot be used: {exc}", False)
+        obs = JobObservation(problem=problem, created=created)
+    except StoreError as exc:
+        obs = JobObservation(problem=Problem("StorageUnavailable", str(exc), False), created=created)
     return await _finish_reconcile(ctx, job, spec, obs, now)
 
 
