@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
-APT_PACKAGES := redis-server prometheus
+APT_PACKAGES := redis-server prometheus prometheus-alertmanager jq
 PYTEST_ARGS ?=
 BENCH ?=
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## the virtualenv at .venv with Portalis and its dev tools
 
-apt-deps: ## Debian packages the tests need (redis-server, prometheus for promtool)
+apt-deps: ## Debian packages the tests need (redis-server; prometheus for promtool and, with prometheus-alertmanager, the GPU alert tests)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -69,7 +69,42 @@ demo: deps ## bring up the local GPU cluster and run Portalis on it
 bench: deps ## run the benchmarks (BENCH=name for one); results in bench/results/
 	$(PY) -m bench.run $(BENCH)
 
+# The runtime dependency closure of the `portalis` distribution and its `ray` extra, pinned from the venv.
+define LOCK_PY
+import importlib.metadata as md, subprocess, sys
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canon
+names, seen, todo = set(), set(), [("portalis", frozenset({"ray"}))]
+while todo:
+    name, extras = todo.pop()
+    if (name, extras) in seen:
+        continue
+    seen.add((name, extras))
+    for line in md.distribution(name).requires or []:
+        req = Requirement(line)
+        if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras)):
+            names.add(canon(req.name))
+            todo.append((canon(req.name), frozenset(req.extras)))
+freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
+                        capture_output=True, text=True, check=True).stdout.splitlines()
+pins = {canon(l.split("==")[0]): l.strip() for l in freeze if "==" in l and canon(l.split("==")[0]) in names}
+missing = sorted(names - pins.keys())
+if missing:
+    sys.exit("not installed in the venv: " + ", ".join(missing))
+print("# Exact versions of Portalis' runtime dependencies: everything the `portalis` distribution and its `ray`")
+print("# extra need, as installed in .venv (Linux, CPython 3.11). Generated; do not edit by hand.")
+print("# Regenerate with `make lock` after changing dependencies in pyproject.toml; audit with `make audit`.")
+print("\n".join(pins[n] for n in sorted(pins)))
+endef
+export LOCK_PY
+
+lock: venv ## pin the runtime dependency closure (with the ray extra) from the venv into requirements.lock
+	$(PY) -c "$$LOCK_PY" > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
+
+audit: venv ## check requirements.lock against PyPI's vulnerability data (pip-audit; needs network access)
+	$(VENV)/bin/pip-audit --no-deps --disable-pip -r requirements.lock
+
 clean: ## remove the virtualenv and caches in the tree (the control-plane cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv apt-deps control-plane deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench clean
+.PHONY: help venv apt-deps control-plane deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean

@@ -14,6 +14,8 @@ BENCHES = {
     "scale-reaction": "bench.scale_reaction",
     "operator-recovery": "bench.operator_recovery",
     "fleet-scale": "bench.fleet_scale",
+    "ecc-cordon": "bench.ecc_cordon",
+    "ecc-drain": "bench.ecc_drain",
 }
 
 

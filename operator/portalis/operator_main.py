@@ -1,10 +1,13 @@
-"""The operator process: optional leader election, metrics, then kopf with the controllers and /healthz."""
+"""The operator process: optional leader election, metrics, then kopf with the controllers and /healthz, and the
+GPU alert inputs (the Alertmanager webhook receiver, the dcgm-exporter poller) on kopf's event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
+from typing import Any
 
 import kopf
 
@@ -17,12 +20,16 @@ def run_operator(
     leader_elect: bool = False,
     leader_namespace: str | None = None,
     log_format: str = "text",
+    webhook_port: int = 0,
+    webhook_host: str = "0.0.0.0",
+    webhook_token_file: str | None = None,
 ) -> int:
     # Importing the controllers registers their handlers with kopf's default registry.
     from portalis import metrics
     from portalis.clients.kube import Kube
     from portalis.clients.leader import LeaderElector
     from portalis.controllers import cluster, job, settings  # noqa: F401
+    from portalis.controllers import health as health_controller  # noqa: F401
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -33,12 +40,45 @@ def run_operator(
     if leader_elect:
         namespace = leader_namespace or os.environ.get("POD_NAMESPACE") or "default"
         LeaderElector(Kube.shared(), namespace).acquire()
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces or (),
-            standalone=True,
-            liveness_endpoint=health,
-        )
+    operator = kopf.operator(
+        clusterwide=not namespaces,
+        namespaces=namespaces or (),
+        standalone=True,
+        liveness_endpoint=health,
     )
+    asyncio.run(_with_alert_inputs(operator, webhook_port, webhook_host, webhook_token_file))
     return 0
+
+
+async def _with_alert_inputs(
+    operator: Coroutine[Any, Any, None], webhook_port: int, webhook_host: str, webhook_token_file: str | None
+) -> None:
+    """Run kopf with the GPU alert inputs on the same event loop: the Alertmanager webhook receiver
+    (``--webhook-port``) and, with ``PORTALIS_DCGM_ENDPOINTS``, the dcgm-exporter poller."""
+    from portalis import metrics
+    from portalis.clients.alerts import AlertReceiver
+    from portalis.clients.dcgm import DcgmPoller
+    from portalis.controllers import health
+
+    receiver = None
+    if webhook_port:
+        receiver = AlertReceiver(
+            health.submit_alerts,
+            webhook_token_file,
+            webhook_host,
+            webhook_port,
+            on_rejected=lambda reason: metrics.ALERTS_RECEIVED.labels("", reason).inc(),
+        )
+        await receiver.start()
+    endpoints = [e.strip() for e in os.environ.get("PORTALIS_DCGM_ENDPOINTS", "").split(",") if e.strip()]
+    poller = None
+    if endpoints:
+        interval = float(os.environ.get("PORTALIS_DCGM_POLL_SECONDS", "10"))
+        poller = asyncio.create_task(DcgmPoller(endpoints, health.submit_alerts, interval).run(), name="dcgm-poll")
+    try:
+        await operator
+    finally:
+        if poller is not None:
+            poller.cancel()
+        if receiver is not None:
+            await receiver.stop()

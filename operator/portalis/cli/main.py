@@ -25,6 +25,9 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         leader_namespace=args.leader_election_namespace,
         log_format=args.log_format,
+        webhook_port=args.webhook_port,
+        webhook_host=args.webhook_host,
+        webhook_token_file=args.webhook_token_file,
     )
 
 
@@ -90,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--log-format", choices=["text", "json"], default=os.environ.get("PORTALIS_LOG_FORMAT", "text"),
         help="json for one structured object per line (env PORTALIS_LOG_FORMAT)",
+    )  # fmt: skip
+    run.add_argument(
+        "--webhook-port", type=int, default=0, help="port of POST /alerts, the Alertmanager webhook (0: off)"
+    )
+    run.add_argument("--webhook-host", default="0.0.0.0", help="address of the webhook receiver")
+    run.add_argument(
+        "--webhook-token-file", default=os.environ.get("PORTALIS_WEBHOOK_TOKEN_FILE"),
+        help="file with the bearer token POST /alerts requires (env PORTALIS_WEBHOOK_TOKEN_FILE)",
     )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_operator_run)

@@ -27,6 +27,7 @@ from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
 from portalis.clients.connections import ClusterConnections, Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import QueueDepth
+from portalis.controllers import health
 from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.runtime import Controller, Key, Result
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
@@ -231,9 +232,9 @@ async def reconcile(key: Key) -> Result:
     if spec.backend == Backend.RAY:
         backend_name = raycluster_name(key[1])
         observed = _one(ctx.rayclusters, key)
-        desired = build_raycluster(
-            spec, owner, replicas, list(scale.decision.workers_to_delete) if scale.decision else []
-        )
+        # idle workers the scaler chose, and workers on GPU nodes being drained (KubeRay must not restart them there)
+        remove = set(scale.decision.workers_to_delete if scale.decision else ()) | health.pods_to_remove(key)
+        desired = build_raycluster(spec, owner, replicas, sorted(remove))
     else:
         backend_name = daskcluster_name(key[1])
         observed = _one(ctx.daskclusters, key)
@@ -258,6 +259,7 @@ async def reconcile(key: Key) -> Result:
         backend_suspended=spec.suspend,
         desired_workers=replicas,
         pods=pods,
+        quarantined_nodes=health.quarantined_nodes(),
     )
     new_status = compute_cluster_status(spec, generation, status, obs, now)
     if budget is not None and (spec.budget is not None or spec.pricing is not None):

@@ -86,6 +86,17 @@ class EccAction(StrEnum):
     CORDON_AND_DRAIN = "CordonAndDrain"
 
 
+class QuarantinePhase(StrEnum):
+    """Where the operator is with a quarantined node."""
+
+    REMOVING_WORKERS = "RemovingWorkers"
+    CORDONED = "Cordoned"
+    DRAINING = "Draining"
+    DRAIN_BLOCKED = "DrainBlocked"
+    DRAINED = "Drained"
+    DRAIN_TIMED_OUT = "DrainTimedOut"
+
+
 class ClusterConditionType(StrEnum):
     READY = "Ready"
     DEGRADED = "Degraded"
@@ -604,6 +615,28 @@ class QuarantinedNode(StatusModel):
         default=None, description="Why, such as the alert that fired."
     )
     since: Timestamp | None = Field(default=None, description="When the node was quarantined.")
+    action: EccAction | None = Field(default=None, description="The eccAction applied: Cordon or CordonAndDrain.")
+    phase: QuarantinePhase | None = Field(
+        default=None,
+        description=(
+            "RemovingWorkers, then Cordoned (Cordon) or Draining, DrainBlocked (a PodDisruptionBudget holds an "
+            "eviction), Drained or DrainTimedOut (CordonAndDrain)."
+        ),
+    )
+    message: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="What the operator did or waits for, such as the PodDisruptionBudget holding it."
+    )
+
+
+class PlannedNodeAction(StatusModel):
+    """What the operator would have done to a node, recorded instead of doing it (spec.health.dryRun)."""
+
+    node: ShortString = Field(description="Node name.")
+    actions: Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=32)] = Field(
+        default_factory=list, description="The actions, in order, such as cordon, taint and evict."
+    )
+    reason: Annotated[str, Field(max_length=1024)] | None = Field(default=None, description="The alert that fired.")
+    time: Timestamp | None = Field(default=None, description="When the plan was made.")
 
 
 class CircuitBreakerStatus(StatusModel):
@@ -645,6 +678,13 @@ class TranslationClusterStatus(StatusModel):
     last_scale_time: Timestamp | None = Field(default=None, description="When the worker count last changed.")
     circuit_breaker: CircuitBreakerStatus | None = Field(
         default=None, description="Whether node actions are held back after too many alerts."
+    )
+    planned_node_actions: Annotated[
+        list[PlannedNodeAction],
+        Field(max_length=100, json_schema_extra={X_LIST_TYPE: "map", X_LIST_MAP_KEYS: ["node"]}),
+    ] = Field(
+        default_factory=list,
+        description="With spec.health.dryRun: what the operator would do to each node an alert named, latest first.",
     )
 
 
