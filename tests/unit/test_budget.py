@@ -135,7 +135,7 @@ def test_property_ledger_equals_the_sum_of_pod_gpu_seconds_times_price(usages: l
     lo, hi = START - timedelta(days=1), now
     expected = Decimal(0)
     for u in usages:
-        seconds = Decimal(((u.end or now) - u.start).total_seconds())
+        seconds = Decimal((min(u.end or now, now) - min(u.start, now)).total_seconds())
         expected += u.gpus * seconds * (PRICES.spot if u.spot else PRICES.on_demand) / 3600
     assert abs(spend(usages, PRICES, lo, hi, now) - expected) < Decimal("1e-12")
 
