@@ -18,14 +18,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from portalis.desired.pods import SPOT_LABELS
+
 CENT = Decimal("0.01")
 WINDOWS = ("daily", "weekly", "monthly")
-SPOT_LABELS: tuple[tuple[str, str], ...] = (
-    ("karpenter.sh/capacity-type", "spot"),
-    ("eks.amazonaws.com/capacityType", "SPOT"),
-    ("cloud.google.com/gke-spot", "true"),
-    ("kubernetes.azure.com/scalesetpriority", "spot"),
-)
 
 
 def is_spot_node(labels: dict[str, str]) -> bool:

@@ -14,14 +14,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from portalis.api.v1alpha1.job import TranslationJobSpec
+from portalis.desired.budget import CENT
+from portalis.desired.budget import cents as money
 from portalis.desired.conditions import FALSE, TRUE, UNKNOWN, ConditionUpdate, compute_conditions, format_time
 
-CENT = Decimal("0.01")
 MAX_FAILED_ITEMS_IN_STATUS = 100
-
-
-def money(value: Decimal) -> str:
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
 def cost_of(gpu_seconds: float, price_per_gpu_hour: Decimal) -> Decimal:
