@@ -29,7 +29,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import QueueDepth
 from portalis.controllers import health
 from portalis.controllers.metering import Meter, budget_conditions, meter
-from portalis.controllers.runtime import Controller, Key, Result
+from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
 from portalis.desired.budget import BudgetState, budget_status
 from portalis.desired.cluster_status import (
@@ -54,15 +54,6 @@ METER_SECONDS = 5.0
 QUEUE_RETRY_SECONDS = 10.0
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
-
-
-def _one(index: kopf.Index[Key, dict[str, Any]], key: Key) -> dict[str, Any] | None:
-    store = index.get(key)
-    if not store:
-        return None
-    for item in store:
-        return item
-    return None
 
 
 # ---- watch caches ---------------------------------------------------------------------------------------
@@ -183,7 +174,7 @@ async def tc_controller_stop(**_: Any) -> None:
 async def reconcile(key: Key) -> Result:
     ctx = CONTEXT
     assert ctx is not None
-    tc = _one(ctx.clusters, key)
+    tc = first(ctx.clusters, key)
     if tc is None or tc.get("metadata", {}).get("deletionTimestamp"):
         ctx.controller.forget(key)
         metrics.forget_cluster(*key)
@@ -217,7 +208,7 @@ async def reconcile(key: Key) -> Result:
     pod_bodies = list(ctx.pods.get(key) or [])
     pods = [view_pod(p) for p in pod_bodies]
     backend_index = ctx.rayclusters if spec.backend == Backend.RAY else ctx.daskclusters
-    first_apply = _one(backend_index, key) is None and not ctx.replicas.get(key)
+    first_apply = first(backend_index, key) is None and not ctx.replicas.get(key)
     budget: BudgetState | None = None
     if first_apply:
         # create the backend at once with minWorkers; the queue and the budget are read on the next pass
@@ -231,13 +222,13 @@ async def reconcile(key: Key) -> Result:
     replicas = scale.decision.replicas if scale.decision is not None else current
     if spec.backend == Backend.RAY:
         backend_name = raycluster_name(key[1])
-        observed = _one(ctx.rayclusters, key)
+        observed = first(ctx.rayclusters, key)
         # idle workers the scaler chose, and workers on GPU nodes being drained (KubeRay must not restart them there)
         remove = set(scale.decision.workers_to_delete if scale.decision else ()) | health.pods_to_remove(key)
         desired = build_raycluster(spec, owner, replicas, sorted(remove))
     else:
         backend_name = daskcluster_name(key[1])
-        observed = _one(ctx.daskclusters, key)
+        observed = first(ctx.daskclusters, key)
         desired = build_daskcluster(spec, owner, replicas)
     desired["metadata"]["annotations"] = {
         GENERATION_ANNOTATION: str(generation),
@@ -448,7 +439,7 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
     while True:
         await asyncio.sleep(interval)
         for key in list(ctx.backlogs):
-            tc = _one(ctx.clusters, key)
+            tc = first(ctx.clusters, key)
             if tc is None:
                 ctx.backlogs.pop(key, None)
                 continue
@@ -478,7 +469,7 @@ async def _budget(
         return cached[1] if cached is not None else None
     jobs: list[tuple[str, str]] = []
     for job_key in (ctx.jobs_by_cluster.get(key) if ctx.jobs_by_cluster is not None else None) or []:
-        body = _one(ctx.jobs, job_key) if ctx.jobs is not None else None
+        body = first(ctx.jobs, job_key) if ctx.jobs is not None else None
         if body is not None:
             tenant = (body.get("spec") or {}).get("tenant") or job_key[0]
             jobs.append((str(body["metadata"].get("uid", "")), str(tenant)))

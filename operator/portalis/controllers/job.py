@@ -32,9 +32,9 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
-from portalis.controllers.runtime import Controller, Key, Result
+from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
-from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions
+from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
 from portalis.desired.job_status import (
     JobObservation,
     Problem,
@@ -133,12 +133,6 @@ async def tj_controller_stop(**_: Any) -> None:
 # ---- reconcile -------------------------------------------------------------------------------------------
 
 
-def _one(index: kopf.Index[Key, Any], key: Key) -> Any:
-    for item in index.get(key) or []:
-        return item
-    return None
-
-
 def _s3(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
@@ -185,14 +179,12 @@ class Job:
 async def reconcile(key: Key) -> Result:
     ctx = CONTEXT
     assert ctx is not None
-    body = _one(ctx.jobs, key)
+    body = first(ctx.jobs, key)
     if body is None:
         ctx.controller.forget(key)
         return Result.forget()
     meta = body.get("metadata", {})
-    created = None
-    if meta.get("creationTimestamp"):
-        created = datetime.fromisoformat(str(meta["creationTimestamp"]).replace("Z", "+00:00"))
+    created = parse_time(meta.get("creationTimestamp"))
     job = Job(
         key=key,
         ref=Ref(TJ_API_VERSION, "TranslationJob", key[0], key[1], meta.get("uid", "")),
@@ -219,7 +211,7 @@ async def reconcile(key: Key) -> Result:
         return Result.forget()  # terminal; a spec change (generation) brings it back for another look
 
     cluster_ns = spec.cluster_ref.namespace or key[0]
-    tc_body = _one(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
+    tc_body = first(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
     if tc_body is None:
         problem = Problem(
             "ClusterNotFound",
@@ -550,7 +542,7 @@ async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
     if FINALIZER not in finalizers:
         return
     cluster_ns = spec.cluster_ref.namespace or job.key[0]
-    tc_body = _one(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
+    tc_body = first(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
     if tc_body is not None:
         try:
             tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})

@@ -30,7 +30,7 @@ from portalis.desired.budget import (
     is_spot_node,
     window_text,
 )
-from portalis.desired.conditions import FALSE, TRUE, ConditionUpdate
+from portalis.desired.conditions import FALSE, TRUE, ConditionUpdate, parse_time
 from portalis.desired.pods import GPU_RESOURCE
 
 log = logging.getLogger("portalis.metering")
@@ -53,12 +53,6 @@ def prices_of(spec: TranslationClusterSpec) -> Prices:
     return Prices(on_demand, spot)
 
 
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
-
-
 def pod_time(pod: dict[str, Any], node_labels: dict[str, str] | None) -> PodTime | None:
     """A worker pod's GPU time from its own timestamps, or None before it runs or without GPUs."""
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status") or {}
@@ -67,10 +61,10 @@ def pod_time(pod: dict[str, Any], node_labels: dict[str, str] | None) -> PodTime
         raw = ((c.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE)
         if raw is not None and str(raw).isdigit():
             gpus += int(str(raw))
-    start = _time(status.get("startTime"))
+    start = parse_time(status.get("startTime"))
     if gpus == 0 or start is None or not spec.get("nodeName"):
         return None
-    end = _time(meta.get("deletionTimestamp"))
+    end = parse_time(meta.get("deletionTimestamp"))
     return PodTime(str(meta.get("uid")), gpus, start, end, is_spot_node(node_labels or {}))
 
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 log = logging.getLogger("portalis.runtime")
 
+T = TypeVar("T")
+
 Key = tuple[str, str]  # (namespace, name)
+
+
+def first(index: Mapping[Key, Iterable[T]], key: Key) -> T | None:
+    """The one object a kopf index holds under ``key`` (indexes keep a collection per key), or None."""
+    for item in index.get(key) or ():
+        return item
+    return None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,13 @@ def format_time(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: object) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, ``Z`` for UTC) as an aware datetime; None when unset."""
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+
+
 def compute_conditions(
     existing: list[dict[str, Any]] | None,
     updates: list[ConditionUpdate],
