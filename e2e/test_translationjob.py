@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -213,3 +214,36 @@ def test_a_flushed_queue_is_rebuilt_from_the_plan_in_s3(jobs: JobEnv) -> None:
     assert status["phase"] == "Succeeded" and status["items"]["done"] == 30
     assert len(jobs.outputs(bucket, "out/flush/")) == 30
     assert any(e["reason"] == "QueueRebuilt" for e in jobs.cluster.events("TranslationJob", "flushed"))
+
+
+def test_an_operator_restarted_among_hundreds_of_jobs_reconciles_every_one(
+    operator: OperatorProcess, namespace: str
+) -> None:
+    """kopf indexes every job, pod and node before any handler runs; the operator must not wait forever when
+    more objects exist at start-up than it would run workers for at once."""
+    count = 150
+    jobs = [
+        {
+            "apiVersion": "portalis.dev/v1alpha1",
+            "kind": "TranslationJob",
+            "metadata": {"name": f"many-{i:03d}", "namespace": namespace},
+            "spec": {"clusterRef": {"name": "absent"}, "source": {"bucket": "nowhere", "prefix": "src/"}},
+        }
+        for i in range(count)
+    ]
+    operator.stop()
+    try:
+        operator.kube.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": jobs}))
+    finally:
+        operator.start()
+
+    def reported() -> int:
+        listed = json.loads(operator.kube.kubectl("-n", namespace, "get", "translationjobs", "-o", "json").stdout)
+        return sum(
+            1
+            for j in listed["items"]
+            for c in (j.get("status") or {}).get("conditions") or []
+            if c["type"] == "Planned" and c["reason"] == "ClusterNotFound"
+        )
+
+    assert wait_for(lambda: reported() == count, timeout=90, interval=1)

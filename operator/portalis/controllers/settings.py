@@ -32,4 +32,7 @@ async def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    settings.batching.worker_limit = 50
+    # No limit on kopf's per-object workers: the handlers of an indexed kind wait until every object of every
+    # indexed kind has been indexed, and indexing needs a worker per object, so any limit below the number of
+    # objects present at start-up (jobs, pods, nodes) would leave the operator waiting forever.
+    settings.batching.worker_limit = None

@@ -42,6 +42,7 @@ class OperatorProcess:
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.extra_args = extra_args or []
+        self.extra_env: dict[str, str] = {}
         self.webhook_token_file = webhook_token_file
         self.webhook_port = (webhook_port or free_port()) if webhook_token_file is not None else 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -60,8 +61,11 @@ class OperatorProcess:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30) -> OperatorProcess:
+        """Start the operator; a restart without ``extra_env`` keeps the environment of the previous start."""
+        if extra_env is not None:
+            self.extra_env = dict(extra_env)
         env = self.kube.env()
-        env.update(extra_env or {})
+        env.update(self.extra_env)
         argv = [
             sys.executable, "-m", "portalis", "operator", "run", "--health-host", "127.0.0.1",
             "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port), *self.extra_args,
