@@ -141,6 +141,7 @@ def main() -> int:
     print(f"fleet: {NODES} GPU nodes, {CLUSTERS} TranslationClusters, {JOBS} TranslationJobs")
     print(f"all jobs planned after {result['planned_s']:.1f}s; all clusters Ready after {result['ready_s']:.1f}s")
     print(summary("TranslationCluster created -> RayCluster created", to_rc))
+    print(summary("TranslationJob created -> Planned", result["to_planned"]))
     print(f"Portalis operator: peak RSS {stats.peak_mb:.0f} MB, mean CPU {operator_cpu:.2f} cores, "
           f"{requests / elapsed:.1f} API requests/s, {requests / max(reconciles, 1):.2f} per reconcile, "
           f"TranslationCluster reconcile p95 <= {ours_p95}s")  # fmt: skip
@@ -168,6 +169,8 @@ def main() -> int:
                 "all_ready_s": round(result["ready_s"], 2),
                 "unplanned": result["unplanned"],
                 "create_jobs_s": round(result["create_s"], 2),
+                "job_created_to_planned_p50_s": round(percentile(result["to_planned"], 50), 3),
+                "job_created_to_planned_p95_s": round(percentile(result["to_planned"], 95), 3),
                 "operator_peak_rss_mb": round(stats.peak_mb, 1),
                 "operator_cpu_cores": round(operator_cpu, 3),
                 "operator_api_requests_per_s": round(requests / elapsed, 2),
@@ -198,7 +201,8 @@ def run(kube: Any, redis: RedisServer, s3: S3Server) -> dict[str, Any]:
     created: dict[str, float] = {}
     rc_seen: dict[str, float] = {}
     ready: set[str] = set()
-    planned: set[str] = set()
+    planned: dict[str, float] = {}
+    job_created: dict[str, float] = {}
 
     def on_rc(kind: str, obj: dict[str, Any], t: float) -> None:
         with lock:
@@ -215,7 +219,7 @@ def run(kube: Any, redis: RedisServer, s3: S3Server) -> dict[str, Any]:
         conds = (obj.get("status") or {}).get("conditions") or []
         if any(c["type"] == "Planned" and c["status"] == "True" for c in conds):
             with lock:
-                planned.add(obj["metadata"]["name"])
+                planned.setdefault(obj["metadata"]["name"], t)
 
     watchers = [
         Watcher(custom.list_namespaced_custom_object, on_rc, group="ray.io", version="v1", namespace=ns,
@@ -248,15 +252,18 @@ def run(kube: Any, redis: RedisServer, s3: S3Server) -> dict[str, Any]:
             created[name] = t0
 
     def create_job(i: int) -> None:
+        t0 = time.monotonic()
         body = {
             "apiVersion": "portalis.dev/v1alpha1", "kind": "TranslationJob", "metadata": {"name": f"j{i:05d}"},
             "spec": {"clusterRef": {"name": f"c{i % CLUSTERS:03d}"},
                      "source": {"bucket": "fleet-src", "prefix": "src/"}, "output": {"prefix": f"out/j{i:05d}/"}},
         }  # fmt: skip
         custom.create_namespaced_custom_object("portalis.dev", "v1alpha1", ns, "translationjobs", body)
+        with lock:
+            job_created[f"j{i:05d}"] = t0
 
     jobs_started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(16) as pool:
         list(pool.map(create_job, range(JOBS)))
     create_s = time.monotonic() - jobs_started
     deadline = time.monotonic() + 600
@@ -273,6 +280,7 @@ def run(kube: Any, redis: RedisServer, s3: S3Server) -> dict[str, Any]:
         w.stop()
     kube.kubectl("delete", "namespace", ns, "--wait=false")
     to_rc = [rc_seen[n] - created[n] for n in created if n in rc_seen]
+    to_planned = [planned[n] - job_created[n] for n in job_created if n in planned]
     return {
         "elapsed": end - started,
         "planned_s": (planned_at or end) - jobs_started,
@@ -280,6 +288,7 @@ def run(kube: Any, redis: RedisServer, s3: S3Server) -> dict[str, Any]:
         "unplanned": JOBS - len(planned),
         "create_s": create_s,
         "to_rc": to_rc or [float("inf")],
+        "to_planned": to_planned or [float("inf")],
     }
 
 

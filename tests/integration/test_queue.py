@@ -434,3 +434,18 @@ def test_record_failure_counts_an_unqueued_item_once(queue: RedisQueue) -> None:
     stats = queue.job_stats(job)
     assert (stats.done, stats.failed, stats.failed_items) == (1, 0, {})
     assert not queue.record_failure(job, "000003", "again")
+
+
+def test_finished_items_name_their_jobs_once_in_the_touched_set(queue: RedisQueue) -> None:
+    quiet, busy, failing = uid(), uid(), uid()
+    for job in (quiet, busy, failing):
+        queue.enqueue(job, make_items(job, 2, job=job), 0)
+    assert queue.take_touched() == set()
+    taken = [queue.take("w1") for _ in range(6)]
+    by_job = {d.item.job_uid: d for d in reversed(taken) if d is not None}
+    queue.complete(by_job[busy], "done", 0.1)
+    queue.fail(by_job[failing], "unsupported construct")
+    assert queue.take_touched() == {busy, failing}
+    assert queue.take_touched() == set()  # emptied by the look
+    queue.complete(by_job[busy], "done", 0.1)  # a duplicate delivery still says the job was looked at
+    assert queue.take_touched() == {busy}

@@ -138,9 +138,10 @@ class JobStats:
 
 # --- Lua: each runs atomically on the server ---------------------------------------------------------------
 
-# KEYS: done set, stats hash, stream, failed hash
-# ARGV: item id, outcome, gpu ms, lines, group, entry id
+# KEYS: done set, stats hash, stream, failed hash, gpu-hours hash, touched-jobs set
+# ARGV: item id, outcome, gpu ms, lines, group, entry id, epoch hour, job uid
 _COMPLETE = """
+redis.call('SADD', KEYS[6], ARGV[8])
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 if added == 1 then
   redis.call('HINCRBY', KEYS[2], 'done', 1)
@@ -155,13 +156,14 @@ redis.call('XDEL', KEYS[3], ARGV[6])
 return added
 """
 
-# KEYS: failed hash, stats hash, stream, dead-letter stream, done set
-# ARGV: item id, reason, group, entry id, dead-letter maxlen, then the dead-letter entry's field/value pairs
+# KEYS: failed hash, stats hash, stream, dead-letter stream, done set, touched-jobs set
+# ARGV: item id, reason, group, entry id, dead-letter maxlen, job uid, then the dead-letter entry's field/value pairs
 _FAIL = """
 local counted = 0
+redis.call('SADD', KEYS[6], ARGV[6])
 if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 0 and redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'failed', 1)
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 7))
   counted = 1
 end
 redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])
@@ -242,6 +244,7 @@ class RedisQueue:
         self.prefix = f"portalis:{{{namespace}/{cluster}}}"
         self.dlq = f"{self.prefix}:dlq"
         self.cancelled_key = f"{self.prefix}:cancelled"
+        self.touched_key = f"{self.prefix}:touched"  # uids of jobs with an item finished since the last look
         self._groups_ready = False
         self._last_reclaim = float("-inf")
         self._cancelled_at = float("-inf")
@@ -471,11 +474,11 @@ class RedisQueue:
         added = self._complete(
             keys=[
                 self.job_key(uid, "done"), self.job_key(uid, "stats"), d.stream, self.job_key(uid, "failed"),
-                self.job_key(uid, "gpu_hours"),
+                self.job_key(uid, "gpu_hours"), self.touched_key,
             ],
             args=[
                 item_id, outcome, max(0, round(gpu_seconds * 1000)), max(0, int(lines)), self.group, d.entry_id,
-                int(time.time() // 3600),
+                int(time.time() // 3600), uid,
             ],
         )  # fmt: skip
         return bool(added)
@@ -498,8 +501,9 @@ class RedisQueue:
                 d.stream,
                 self.dlq,
                 self.job_key(uid, "done"),
+                self.touched_key,
             ],
-            args=[item_id, reason, self.group, d.entry_id, DEAD_LETTER_MAXLEN, *flat],
+            args=[item_id, reason, self.group, d.entry_id, DEAD_LETTER_MAXLEN, uid, *flat],
         )
 
     def retry_later(self, d: Delivery, reason: str) -> None:
@@ -574,6 +578,17 @@ class RedisQueue:
     def backlog(self) -> int:
         """Items waiting or in flight, all priorities together."""
         return sum(d.waiting + d.in_flight for d in self.depth())
+
+    def take_touched(self) -> set[str]:
+        """Uids of the jobs that had an item finished (done or failed) since the last call; empties the set.
+
+        Completing or failing an item adds its job's uid in the same script that counts it, so a job whose
+        counters moved is always named once by the next call: the operator reports exactly those jobs."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.smembers(self.touched_key)
+        pipe.delete(self.touched_key)
+        members, _ = pipe.execute()
+        return {_s(m) for m in members}
 
     def dead_letters(self, count: int = 100) -> list[tuple[WorkItem, str]]:
         """The oldest ``count`` dead-lettered items with the reason each was set aside."""

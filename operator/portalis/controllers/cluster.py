@@ -26,7 +26,7 @@ from portalis import GROUP, VERSION, metrics
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
 from portalis.clients.connections import ClusterConnections, Connections
 from portalis.clients.kube import Kube, Ref
-from portalis.clients.queue import QueueDepth
+from portalis.clients.queue import QueueDepth, RedisQueue
 from portalis.controllers import health
 from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.runtime import Controller, Key, Result, first
@@ -109,8 +109,9 @@ class ClusterContext:
 
 
 CONTEXT: ClusterContext | None = None
-# called with a cluster's key when its backlog changed (the job controller looks at that cluster's jobs)
-BACKLOG_LISTENERS: list[Callable[[Key], None]] = []
+# called with a cluster's key and the uids of its jobs that had items finish since the last look (the job
+# controller reports exactly those jobs)
+PROGRESS_LISTENERS: list[Callable[[Key, set[str]], None]] = []
 
 
 def enqueue(key: Key) -> None:
@@ -435,7 +436,8 @@ async def _record_scale(ctx: ClusterContext, ref: Ref, key: Key, current: int, d
 
 
 async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS) -> None:
-    """Look at every cluster's backlog every ``interval`` seconds; a change enqueues the cluster at once."""
+    """Look at every cluster's queue every ``interval`` seconds: a changed backlog enqueues the cluster at once,
+    and the jobs whose items finished since the last look are handed to the progress listeners."""
     while True:
         await asyncio.sleep(interval)
         for key in list(ctx.backlogs):
@@ -446,14 +448,19 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
             try:
                 spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
                 conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-                backlog = await asyncio.to_thread(conns.queue.backlog)
+                backlog, touched = await asyncio.to_thread(_look_at_queue, conns.queue)
             except Exception:
                 continue
             if backlog != ctx.backlogs.get(key):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
-                for listener in BACKLOG_LISTENERS:
-                    listener(key)
+            if touched:
+                for listener in PROGRESS_LISTENERS:
+                    listener(key, touched)
+
+
+def _look_at_queue(queue: RedisQueue) -> tuple[int, set[str]]:
+    return queue.backlog(), queue.take_touched()
 
 
 async def _budget(

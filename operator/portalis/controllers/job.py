@@ -39,8 +39,10 @@ from portalis.desired.job_status import (
     JobObservation,
     Problem,
     RateTracker,
+    cluster_fingerprint,
     compute_job_status,
     cost_of,
+    job_fingerprint,
     report,
 )
 from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
@@ -52,7 +54,7 @@ FINALIZER = f"{GROUP}/queue-cleanup"
 TJ_API_VERSION = f"{GROUP}/{VERSION}"
 RUNNING_RESYNC_SECONDS = 2.0
 WAITING_RESYNC_SECONDS = 30.0
-MAX_RESYNC_SECONDS = 16.0
+MAX_RESYNC_SECONDS = 60.0
 STALL_SECONDS = 60.0
 PLAN_CACHE_SIZE = 256
 
@@ -84,6 +86,8 @@ class JobContext:
     progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     counted: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
 
 
 CONTEXT: JobContext | None = None
@@ -95,8 +99,19 @@ def enqueue(key: Key) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "translationjobs")
-def tj_event(namespace: str | None, name: str, **_: Any) -> None:
-    enqueue((namespace or "", name))
+def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A job's spec, deletion or arrival needs a look; its status is this controller's own writing, so a
+    change of status alone (every status patch comes back as an event) does not."""
+    if CONTEXT is None:
+        return
+    key = (namespace or "", name)
+    seen = None if type == "DELETED" else job_fingerprint(body, FINALIZER)
+    if type == "DELETED" or CONTEXT.seen.get(key) != seen:
+        if seen is None:
+            CONTEXT.seen.pop(key, None)
+        else:
+            CONTEXT.seen[key] = seen
+        CONTEXT.controller.enqueue(key)
 
 
 def enqueue_jobs_of(cluster_key: Key) -> None:
@@ -106,10 +121,29 @@ def enqueue_jobs_of(cluster_key: Key) -> None:
         CONTEXT.controller.enqueue(job_key)
 
 
+def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
+    """Items of these jobs (uids) finished: report them now rather than at their next resync."""
+    if CONTEXT is None:
+        return
+    for job_key in CONTEXT.jobs_by_cluster.get(cluster_key) or []:
+        body = first(CONTEXT.jobs, job_key)
+        if body is not None and (body.get("metadata") or {}).get("uid") in uids:
+            CONTEXT.controller.enqueue(job_key)
+
+
 @kopf.on.event(GROUP, VERSION, "translationclusters")
-def tj_cluster_event(namespace: str | None, name: str, **_: Any) -> None:
-    """A cluster appearing, changing or going away concerns the jobs that name it."""
-    enqueue_jobs_of((namespace or "", name))
+def tj_cluster_event(namespace: str | None, name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A cluster appearing, going away or changing in a way its jobs depend on concerns the jobs that name it."""
+    if CONTEXT is None:
+        return
+    key = (namespace or "", name)
+    seen = None if type == "DELETED" else cluster_fingerprint(body)
+    if type == "DELETED" or CONTEXT.cluster_seen.get(key) != seen:
+        if seen is None:
+            CONTEXT.cluster_seen.pop(key, None)
+        else:
+            CONTEXT.cluster_seen[key] = seen
+        enqueue_jobs_of(key)
 
 
 @kopf.on.startup()
@@ -121,7 +155,7 @@ async def tj_controller_start(**kwargs: Any) -> None:
         controller, kwargs["tj_by_key"], kwargs["tj_by_cluster"], kwargs["tc_by_key"], kube, Connections.shared(kube)
     )
     controller.start()
-    cluster_controller.BACKLOG_LISTENERS.append(enqueue_jobs_of)  # progress moved: look at the jobs now
+    cluster_controller.PROGRESS_LISTENERS.append(enqueue_progressed)
 
 
 @kopf.on.cleanup()
@@ -272,16 +306,17 @@ async def _drive(
         "output_location": _s3(output_bucket(spec), output_prefix(spec, job.key[1])),
     }
     plan_loc = _s3(conns.bucket, plan_key(*job.key, job.uid))
-    plan_or_problem = await _plan(ctx, job, spec, conns)
+    queue = conns.queue
+    stats = await asyncio.to_thread(queue.job_stats, job.uid)
+    # a plan can only have been stored by a reconcile that went on to queue items or report it in status
+    stored = stats.epoch_present or bool(job.status.get("planLocation") or job.status.get("startTime"))
+    plan_or_problem = await _plan(ctx, job, spec, conns, stored)
     if isinstance(plan_or_problem, Problem):
         return JobObservation(problem=plan_or_problem, **base)  # type: ignore[arg-type]
     plan = plan_or_problem
-    queue = conns.queue
     too_large = {i.item_id: f"larger than the {_mb(i.size_bytes)} limit" for i in plan if i.too_large}
     for item_id, reason in too_large.items():
         await asyncio.to_thread(queue.record_failure, job.uid, item_id, f"too large: {reason}")
-
-    stats = await asyncio.to_thread(queue.job_stats, job.uid)
     queueable = [i for i in plan if not i.too_large]
     items = [_work_item(job, spec, i) for i in queueable]
     started = bool(job.status.get("startTime")) or stats.epoch_present
@@ -425,16 +460,21 @@ def _work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
 
 
 async def _plan(
-    ctx: JobContext, job: Job, spec: TranslationJobSpec, conns: ClusterConnections
+    ctx: JobContext, job: Job, spec: TranslationJobSpec, conns: ClusterConnections, stored: bool
 ) -> list[PlanItem] | Problem:
+    """The job's plan: from memory, from S3 when one may be stored there, else built from a listing and stored.
+
+    When nothing was queued for the job and its status names no plan, a plan written by an earlier reconcile
+    that crashed before queueing is simply written again from a fresh listing (no item of it was used)."""
     cached = ctx.plans.get(job.uid)
     if cached is not None:
         ctx.plans.move_to_end(job.uid)
         return cached
     key = plan_key(*job.key, job.uid)
     try:
-        stored = await asyncio.to_thread(conns.store.get_json, conns.bucket, key)
-        plan = plan_from_json(stored)
+        if not stored:
+            raise StoreError("NotFound", "no plan was queued or reported for this job")
+        plan = plan_from_json(await asyncio.to_thread(conns.store.get_json, conns.bucket, key))
     except StoreError as exc:
         if exc.reason not in {"NotFound", "NoSuchKey"}:
             if exc.reason == "NoSuchBucket":
@@ -598,11 +638,20 @@ async def _finish_reconcile(
         ctx.counted.pop(job.uid, None)
         return Result.forget()
     if phase == "Running" or phase == "Planning":
-        # progress lives in Redis: look often while it moves, back off while a job only waits in the queue
+        # finished items bring the job back at once (enqueue_progressed); this look only catches what has no
+        # signal (items taken, a stall): often while the job moves, backing off while it waits in the queue
         interval = RUNNING_RESYNC_SECONDS if changed else min(ctx.intervals.get(job.uid, 1.0) * 2, MAX_RESYNC_SECONDS)
         ctx.intervals[job.uid] = interval
-        return Result(requeue_after=interval)
-    return Result(requeue_after=WAITING_RESYNC_SECONDS)
+        return Result(requeue_after=_until_deadline(spec, job, now, interval))
+    return Result(requeue_after=_until_deadline(spec, job, now, WAITING_RESYNC_SECONDS))
+
+
+def _until_deadline(spec: TranslationJobSpec | None, job: Job, now: datetime, interval: float) -> float:
+    """``interval``, or less so that a deadline passing is reported when it passes."""
+    if spec is None or spec.deadline_seconds is None or job.created is None:
+        return interval
+    left = (job.created - now).total_seconds() + spec.deadline_seconds
+    return min(interval, left + 0.5) if left > -0.5 else interval
 
 
 async def _record_transitions(ctx: JobContext, job: Job, old: dict[str, Any], new: dict[str, Any]) -> None:

@@ -252,3 +252,34 @@ def report(plan: Sequence[Any], done_ids: set[str], failed: dict[str, str], tota
         else:
             files.append({"path": item.relative_path, "outcome": "missing"})
     return {"totals": totals, "files": files}
+
+
+# ---- which changes concern a job -----------------------------------------------------------------------
+
+
+def job_fingerprint(body: Any, own_finalizer: str) -> tuple[Any, ...]:
+    """What of a job, besides status, its reconcile depends on (the controller's own finalizer excluded)."""
+    meta = body.get("metadata") or {}
+    finalizers = tuple(sorted(f for f in meta.get("finalizers") or [] if f != own_finalizer))
+    return meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None, finalizers
+
+
+def cluster_fingerprint(body: Any) -> tuple[Any, ...]:
+    """What of a TranslationCluster its jobs depend on: the spec (connections, pricing, admission, budget)
+    and whether its budget holds work, but not its scaling or queue figures, which change all the time."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    exceeded: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "BudgetExceeded"), {}
+    )
+    tenants_over = tuple(
+        sorted(
+            t.get("name", "")
+            for t in (status.get("budget") or {}).get("tenants") or []
+            if any(int((t.get(w) or {}).get("percent", 0)) >= 100 for w in ("daily", "weekly", "monthly"))
+        )
+    )
+    return (
+        meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None,
+        exceeded.get("status"), exceeded.get("reason"), tenants_over,
+    )  # fmt: skip

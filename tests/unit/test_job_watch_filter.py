@@ -1,0 +1,60 @@
+"""Which changes to a job or its cluster make the job controller look again (pure functions, no cluster)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from portalis.desired.job_status import cluster_fingerprint, job_fingerprint
+
+OWN = "portalis.dev/queue-cleanup"
+
+
+def job(**meta: Any) -> dict[str, Any]:
+    base = {"metadata": {"uid": "u1", "generation": 1, "finalizers": []}, "spec": {}, "status": {}}
+    base["metadata"].update(meta)
+    return base
+
+
+def test_a_status_write_or_the_own_finalizer_does_not_change_a_jobs_fingerprint() -> None:
+    before = job()
+    after = copy.deepcopy(before)
+    after["status"] = {"phase": "Running", "items": {"done": 3}}
+    after["metadata"]["resourceVersion"] = "99"
+    after["metadata"]["finalizers"] = [OWN]
+    assert job_fingerprint(before, OWN) == job_fingerprint(after, OWN)
+
+
+def test_spec_deletion_and_foreign_finalizers_change_a_jobs_fingerprint() -> None:
+    base = job_fingerprint(job(), OWN)
+    assert job_fingerprint(job(generation=2), OWN) != base
+    assert job_fingerprint(job(deletionTimestamp="2026-11-22T10:00:00Z"), OWN) != base
+    assert job_fingerprint(job(finalizers=["example.com/hold"]), OWN) != base
+    assert job_fingerprint(job(uid="u2"), OWN) != base  # deleted and re-created under the same name
+
+
+def cluster(conditions: list[dict[str, Any]] | None = None, tenants: list[dict[str, Any]] | None = None,
+            **status: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "metadata": {"uid": "c1", "generation": 4},
+        "status": {"conditions": conditions or [], "budget": {"tenants": tenants or []}, **status},
+    }
+
+
+def test_a_clusters_scaling_and_queue_figures_do_not_concern_its_jobs() -> None:
+    quiet = cluster(desiredWorkers=1, queue={"waiting": 0})
+    busy = cluster(desiredWorkers=8, queue={"waiting": 4000}, conditions=[{"type": "Ready", "status": "True"}])
+    assert cluster_fingerprint(quiet) == cluster_fingerprint(busy)
+
+
+def test_a_clusters_budget_holding_work_concerns_its_jobs() -> None:
+    base = cluster_fingerprint(cluster())
+    exceeded = [{"type": "BudgetExceeded", "status": "True", "reason": "DailyLimit"}]
+    assert cluster_fingerprint(cluster(conditions=exceeded)) != base
+    tenant_over = [{"name": "team-a", "daily": {"limit": "10.00", "percent": 100}}]
+    tenant_under = [{"name": "team-a", "daily": {"limit": "10.00", "percent": 40}}]
+    assert cluster_fingerprint(cluster(tenants=tenant_over)) != base
+    assert cluster_fingerprint(cluster(tenants=tenant_under)) == base
+    spec_changed = cluster()
+    spec_changed["metadata"]["generation"] = 5
+    assert cluster_fingerprint(spec_changed) != base
