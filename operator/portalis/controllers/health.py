@@ -175,6 +175,7 @@ class HealthController:
         self.tc_index = clusters
         self.rc_index = workers_to_delete
         self.lock = asyncio.Lock()
+        self.view_cache: dict[str, tuple[Any, NodeView]] = {}  # node -> (resourceVersion, view)
         self.pending: dict[str, tuple[tuple[Key, ...], float]] = {}
         self.released: dict[str, float] = {}
         self.releasing: set[str] = set()
@@ -196,11 +197,20 @@ class HealthController:
         return body
 
     def views(self) -> list[NodeView]:
+        """Every node's view; a node's view is computed again only when its resourceVersion changed, since
+        every cluster reconcile and status sync asks for the whole fleet."""
         out = []
+        cache: dict[str, tuple[Any, NodeView]] = {}
         for name in list(self.node_index.keys()):
             body = self.node_body(name)
-            if body is not None:
-                out.append(view_node(body))
+            if body is None:
+                continue
+            version = (body.get("metadata") or {}).get("resourceVersion")
+            known = self.view_cache.get(name)
+            view = known[1] if known is not None and version is not None and known[0] == version else view_node(body)
+            cache[name] = (version, view)
+            out.append(view)
+        self.view_cache = cache
         return out
 
     def worker_pods(self, node: str) -> list[WorkerPod]:
