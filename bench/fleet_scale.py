@@ -132,6 +132,9 @@ def main() -> int:
     reconciles = metric_sum(ours_after, "portalis_reconcile_total") - metric_sum(
         ours_before, "portalis_reconcile_total"
     )
+    job_reconciles = metric_sum(ours_after, "portalis_reconcile_total", 'controller="translationjob"') - metric_sum(
+        ours_before, "portalis_reconcile_total", 'controller="translationjob"'
+    )
     kuberay_requests = metric_sum(kuberay_after, "rest_client_requests_total") - metric_sum(
         kuberay_before, "rest_client_requests_total"
     )
@@ -175,6 +178,8 @@ def main() -> int:
                 "operator_cpu_cores": round(operator_cpu, 3),
                 "operator_api_requests_per_s": round(requests / elapsed, 2),
                 "operator_api_requests_per_reconcile": round(requests / max(reconciles, 1), 3),
+                "operator_api_requests_per_job": round(requests / max(JOBS, 1), 3),
+                "job_reconciles_per_job": round(job_reconciles / max(JOBS, 1), 3),
                 "operator_reconcile_p95_le_s": ours_p95,
                 "kuberay_peak_rss_mb": round(kuberay_stats.peak_mb, 1),
                 "kuberay_cpu_cores": round(kuberay_cpu, 3),

@@ -179,8 +179,32 @@ def test_deleting_a_job_removes_its_queued_items(jobs: JobEnv) -> None:
     uid = jobs.job("doomed")["metadata"]["uid"]
     wait_for(lambda: jobs.queue().backlog() == 30, timeout=10)
     jobs.cluster.kubectl("delete", "tj", "doomed", "--timeout=30s")
-    assert jobs.queue().backlog() == 0
+    wait_for(lambda: jobs.queue().backlog() == 0, timeout=10)  # removed when the operator sees the deletion
     assert jobs.queue().job_stats(uid).enqueued == 0
+    assert uid not in jobs.queue().job_uids()
+
+
+def test_a_job_deleted_while_the_operator_is_down_is_swept_from_its_queue(
+    jobs: JobEnv, operator: OperatorProcess
+) -> None:
+    bucket = f"src-{jobs.namespace}"
+    jobs.upload(bucket, "gone/", {f"m{i}.py": simple_module(i) for i in range(12)})
+    jobs.submit("gone", bucket, "gone/")
+    jobs.wait_phase("gone", {"Running"}, timeout=30)
+    uid = jobs.job("gone")["metadata"]["uid"]
+    wait_for(lambda: jobs.queue().backlog() == 12, timeout=10)
+    usual = dict(operator.extra_env)
+    operator.stop()
+    try:
+        # no finalizer: the job goes at once, with no operator to wait for
+        jobs.cluster.kubectl("delete", "tj", "gone", "--timeout=10s")
+        operator.start({**usual, "PORTALIS_JOB_SWEEP_SECONDS": "1"})
+        wait_for(lambda: uid not in jobs.queue().job_uids(), timeout=30, interval=0.5)
+        assert jobs.queue().backlog() == 0
+        assert jobs.queue().job_stats(uid).enqueued == 0
+    finally:
+        operator.stop()
+        operator.start(usual)
 
 
 def test_suspend_holds_queued_items_and_resume_finishes_the_job(jobs: JobEnv) -> None:

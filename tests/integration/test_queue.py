@@ -449,3 +449,18 @@ def test_finished_items_name_their_jobs_once_in_the_touched_set(queue: RedisQueu
     assert queue.take_touched() == set()  # emptied by the look
     queue.complete(by_job[busy], "done", 0.1)  # a duplicate delivery still says the job was looked at
     assert queue.take_touched() == {busy}
+
+
+def test_thousands_of_workers_are_read_without_scanning_the_keyspace(queue: RedisQueue) -> None:
+    pipe = queue.r.pipeline(transaction=False)
+    for i in range(2500):
+        pipe.set(queue.heartbeat_key(f"w{i}"), '{"state": "idle"}', ex=30)
+        pipe.zadd(queue.workers_key, {f"w{i}": time.time() + 30})
+    pipe.execute()
+    queue.heartbeat("gone", "idle", ttl_seconds=1)
+    queue.r.delete(queue.heartbeat_key("w7"))  # its key expired before its entry in the set
+    workers = queue.workers()
+    assert len(workers) == 2500 and "w7" not in workers and workers["gone"]["state"] == "idle"
+    time.sleep(1.2)
+    assert "gone" not in queue.workers()
+    assert queue.r.zscore(queue.workers_key, "gone") is None  # pruned from the set

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from portalis.desired.job_status import cluster_fingerprint, job_fingerprint
+from portalis.desired.job_status import cluster_fingerprint, job_fingerprint, orphaned_jobs
 
 OWN = "portalis.dev/queue-cleanup"
 
@@ -58,3 +58,12 @@ def test_a_clusters_budget_holding_work_concerns_its_jobs() -> None:
     spec_changed = cluster()
     spec_changed["metadata"]["generation"] = 5
     assert cluster_fingerprint(spec_changed) != base
+
+
+def test_a_queued_job_is_removed_only_after_two_looks_found_it_gone() -> None:
+    held = {"a", "b", "c"}
+    remove, suspects = orphaned_jobs(held, live={"a"}, suspects=set())
+    assert remove == set() and suspects == {"b", "c"}
+    remove, suspects = orphaned_jobs(held, live={"a", "c"}, suspects=suspects)  # c was only late in the cache
+    assert remove == {"b"} and suspects == set()
+    assert orphaned_jobs(set(), live={"a"}, suspects={"b"}) == (set(), set())

@@ -224,6 +224,22 @@ end
 return removed
 """
 
+# KEYS: workers sorted set
+# ARGV: now (epoch seconds), heartbeat key prefix
+# The heartbeat keys share the queue's hash tag, so reading them here stays on one slot.
+_WORKERS = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #names == 0 then return {} end
+local values = {}
+for first = 1, #names, 1000 do  -- unpack() takes a bounded number of arguments: read in chunks
+  local keys = {}
+  for i = first, math.min(first + 999, #names) do keys[#keys + 1] = ARGV[2] .. names[i] end
+  for _, v in ipairs(redis.call('MGET', unpack(keys))) do values[#values + 1] = v end
+end
+return {names, values}
+"""
+
 
 class RedisQueue:
     """One cluster's queue on a Redis server; safe to share between threads (redis-py pools connections)."""
@@ -245,6 +261,8 @@ class RedisQueue:
         self.dlq = f"{self.prefix}:dlq"
         self.cancelled_key = f"{self.prefix}:cancelled"
         self.touched_key = f"{self.prefix}:touched"  # uids of jobs with an item finished since the last look
+        self.workers_key = f"{self.prefix}:workers"  # worker names scored by when their heartbeat expires
+        self.jobs_key = f"{self.prefix}:jobs"  # uids of the jobs with items or counters here
         self._groups_ready = False
         self._last_reclaim = float("-inf")
         self._cancelled_at = float("-inf")
@@ -255,6 +273,7 @@ class RedisQueue:
         self._record_failure = client.register_script(_RECORD_FAILURE)
         self._mark_done = client.register_script(_MARK_DONE)
         self._remove_waiting = client.register_script(_REMOVE_WAITING)
+        self._workers = client.register_script(_WORKERS)
 
     # --- keys ---
 
@@ -306,6 +325,7 @@ class RedisQueue:
         when ``start_index`` is past the counter (items would be skipped).
         """
         self._ready()
+        self.r.sadd(self.jobs_key, job_uid)
         counter_key = self.job_key(job_uid, "enqueued")
         epoch_key = self.job_key(job_uid, "epoch")
         end = start_index + len(items)
@@ -678,6 +698,7 @@ class RedisQueue:
         self._ready()
         if self.r.zscore(self.cancelled_key, job_uid) is not None:
             return 0
+        self.r.sadd(self.jobs_key, job_uid)
         pipe = self.r.pipeline(transaction=False)
         pipe.smembers(self.job_key(job_uid, "done"))
         pipe.hkeys(self.job_key(job_uid, "failed"))
@@ -736,25 +757,36 @@ class RedisQueue:
                 for what in ("stats", "done", "failed", "errors", "enqueued", "epoch", "gpu_hours")
             )
         )
+        self.r.srem(self.jobs_key, job_uid)
+
+    def job_uids(self) -> set[str]:
+        """Uids of the jobs this queue holds items or counters for (until ``forget_job``)."""
+        return {_s(u) for u in self.r.smembers(self.jobs_key)}
 
     # --- workers ---
 
     def heartbeat(
         self, worker: str, state: str, item_id: str | None = None, job: str | None = None, ttl_seconds: int = 15
     ) -> None:
-        """Say that ``worker`` is alive and busy or idle; the key expires when heartbeats stop."""
+        """Say that ``worker`` is alive and busy or idle; the key expires when heartbeats stop.
+
+        The worker's name also goes into the queue's ``workers`` sorted set, scored by when its heartbeat
+        expires, so that ``workers`` reads the live ones in one script instead of scanning the keyspace."""
+        ttl = max(1, int(ttl_seconds))
         body = json.dumps({"state": state, "item": item_id, "job": job, "ts": time.time()})
-        self.r.set(self.heartbeat_key(worker), body, ex=max(1, int(ttl_seconds)))
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(self.heartbeat_key(worker), body, ex=ttl)
+        pipe.zadd(self.workers_key, {worker: time.time() + ttl})
+        pipe.execute()
 
     def workers(self) -> dict[str, dict[str, Any]]:
         """Live workers by name, each with its last heartbeat."""
-        base = self.heartbeat_key("")
-        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in base) + "*"
-        keys = list(self.r.scan_iter(match=pattern, count=500))
-        if not keys:
-            return {}
+        found: Any = self._workers(keys=[self.workers_key], args=[time.time(), self.heartbeat_key("")])
         out: dict[str, dict[str, Any]] = {}
-        for key, value in zip(keys, self.r.mget(keys), strict=True):
+        if not found:
+            return out
+        names, values = found
+        for name, value in zip(names, values, strict=True):
             if value is None:
                 continue
             try:
@@ -762,7 +794,7 @@ class RedisQueue:
             except ValueError:
                 continue
             if isinstance(beat, dict):
-                out[_s(key)[len(base) :]] = beat
+                out[_s(name)] = beat
         return out
 
 

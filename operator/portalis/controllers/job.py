@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from portalis.desired.job_status import (
     compute_job_status,
     cost_of,
     job_fingerprint,
+    orphaned_jobs,
     report,
 )
 from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
@@ -50,9 +52,12 @@ from portalis.worker.engines.base import output_extension
 
 log = logging.getLogger("portalis.job")
 
+# Jobs carried this finalizer before queue clean-up moved to the deletion event and the sweep; it is still
+# removed from jobs that have it, so that they can be deleted.
 FINALIZER = f"{GROUP}/queue-cleanup"
+SWEEP_SECONDS = float(os.environ.get("PORTALIS_JOB_SWEEP_SECONDS", "60"))
 TJ_API_VERSION = f"{GROUP}/{VERSION}"
-RUNNING_RESYNC_SECONDS = 2.0
+RUNNING_RESYNC_SECONDS = 5.0
 WAITING_RESYNC_SECONDS = 30.0
 MAX_RESYNC_SECONDS = 60.0
 STALL_SECONDS = 60.0
@@ -87,6 +92,9 @@ class JobContext:
     intervals: dict[str, float] = field(default_factory=dict)
     counted: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    deleted: dict[Key, tuple[str, Key]] = field(default_factory=dict)  # job -> (uid, cluster), until cleaned up
+    suspects: dict[Key, set[str]] = field(default_factory=dict)  # cluster -> uids without a job at the last sweep
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
 
 
@@ -105,6 +113,10 @@ def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None
     if CONTEXT is None:
         return
     key = (namespace or "", name)
+    if type == "DELETED":  # the reconcile that finds it gone removes its items from the queue
+        ref = (body.get("spec") or {}).get("clusterRef") or {}
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        CONTEXT.deleted[key] = (uid, (ref.get("namespace") or namespace or "", ref.get("name") or ""))
     seen = None if type == "DELETED" else job_fingerprint(body, FINALIZER)
     if type == "DELETED" or CONTEXT.seen.get(key) != seen:
         if seen is None:
@@ -150,17 +162,20 @@ def tj_cluster_event(namespace: str | None, name: str, body: kopf.Body, type: st
 async def tj_controller_start(**kwargs: Any) -> None:
     global CONTEXT
     kube = Kube.shared()
-    controller = Controller("translationjob", reconcile, workers=16, observe=metrics.observe_reconcile)
+    controller = Controller("translationjob", reconcile, workers=48, observe=metrics.observe_reconcile)
     CONTEXT = JobContext(
         controller, kwargs["tj_by_key"], kwargs["tj_by_cluster"], kwargs["tc_by_key"], kube, Connections.shared(kube)
     )
     controller.start()
+    CONTEXT.tasks.append(asyncio.create_task(sweep_queues(CONTEXT), name="portalis-job-sweep"))
     cluster_controller.PROGRESS_LISTENERS.append(enqueue_progressed)
 
 
 @kopf.on.cleanup()
 async def tj_controller_stop(**_: Any) -> None:
     if CONTEXT is not None:
+        for task in CONTEXT.tasks:
+            task.cancel()
         await CONTEXT.controller.stop()
 
 
@@ -208,12 +223,29 @@ class Job:
     status: dict[str, Any]
     meta: dict[str, Any]
     created: datetime | None
+    events: list[asyncio.Task[None]] = field(default_factory=list)  # this reconcile's Events, posted in order
 
 
 async def reconcile(key: Key) -> Result:
+    """One look at a job; the Events it records are posted while it goes on, and all have been posted (or
+    given up on) when it returns."""
+    events: list[asyncio.Task[None]] = []
+    try:
+        return await _reconcile(key, events)
+    finally:
+        if events:
+            await asyncio.gather(*events, return_exceptions=True)
+
+
+async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
     ctx = CONTEXT
     assert ctx is not None
     body = first(ctx.jobs, key)
+    gone = ctx.deleted.pop(key, None)
+    if gone is not None and (body is None or (body.get("metadata") or {}).get("uid") != gone[0]):
+        # deleted (and perhaps created again under the same name since): its items leave the queue
+        await _forget_in_queue(ctx, gone[1], gone[0], f"{key[0]}/{key[1]}: deleted")
+        _forget_memory(ctx, gone[0])
     if body is None:
         ctx.controller.forget(key)
         return Result.forget()
@@ -227,6 +259,7 @@ async def reconcile(key: Key) -> Result:
         status=dict(body.get("status") or {}),
         meta=meta,
         created=created,
+        events=events,
     )
     now = datetime.now(UTC)
     try:
@@ -279,7 +312,6 @@ async def reconcile(key: Key) -> Result:
         problem = Problem("StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}", False)
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
-    await _ensure_finalizer(ctx, job)
     try:
         obs = await _drive(ctx, job, spec, tc, tc_body, conns, now)
     except redis.RedisError as exc:
@@ -320,6 +352,7 @@ async def _drive(
     queueable = [i for i in plan if not i.too_large]
     items = [_work_item(job, spec, i) for i in queueable]
     started = bool(job.status.get("startTime")) or stats.epoch_present
+    fresh = False
     held = budget_hold(spec, job, tc, tc_body, cost_of(stats.gpu_seconds, price_per_gpu_hour(tc)), started)
     holding = spec.suspend or held is not None
     was_held = job.status.get("phase") == "Suspended" or _condition_true(job.status, "BudgetHeld")
@@ -332,6 +365,7 @@ async def _drive(
     elif not stats.epoch_present and not job.status.get("startTime"):  # never queued before
         await asyncio.to_thread(queue.enqueue, job.uid, items, 0)
         await _event(ctx, job, "Normal", "Queued", f"Queued {len(items)} items at priority {spec.priority}.")
+        fresh = not too_large  # (failures recorded for files too large are not in the stats read before)
     elif stats.epoch_present and stats.enqueued < len(items) and not was_held:
         await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)  # after a crash
     elif not stats.epoch_present:
@@ -342,7 +376,8 @@ async def _drive(
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         await _event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
 
-    stats = await asyncio.to_thread(queue.job_stats, job.uid)
+    if not fresh:  # a job queued just now has no progress to read yet; its first finished item signals it
+        stats = await asyncio.to_thread(queue.job_stats, job.uid)
     finished_items = stats.done + stats.failed
     in_flight = await asyncio.to_thread(_in_flight, conns, job)
     total = len(plan)
@@ -569,29 +604,14 @@ def _write_report(conns: ClusterConnections, job: Job, plan: list[PlanItem], sta
     return _s3(conns.bucket, key)
 
 
-async def _ensure_finalizer(ctx: JobContext, job: Job) -> None:
-    finalizers = list(job.meta.get("finalizers") or [])
-    if FINALIZER in finalizers:
-        return
-    await asyncio.to_thread(ctx.kube.patch, job.ref, {"metadata": {"finalizers": [*finalizers, FINALIZER]}})
-
-
 async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
-    """The job is being deleted: remove its items from the queue, then let it go."""
+    """The job is being deleted and still carries the finalizer of earlier versions: remove its items from
+    the queue, then the finalizer. (Jobs without it are cleaned up when their deletion is seen, or by the sweep.)"""
     finalizers = list(job.meta.get("finalizers") or [])
     if FINALIZER not in finalizers:
         return
-    cluster_ns = spec.cluster_ref.namespace or job.key[0]
-    tc_body = first(ctx.clusters, (cluster_ns, spec.cluster_ref.name))
-    if tc_body is not None:
-        try:
-            tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
-            conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster_ns, spec.cluster_ref.name, tc)
-            removed = await asyncio.to_thread(conns.queue.cancel_job, job.uid)
-            await asyncio.to_thread(conns.queue.forget_job, job.uid)
-            log.info("%s/%s: deleted; removed %d queued items", job.key[0], job.key[1], removed)
-        except (ValidationError, ConnectionError_) as exc:
-            log.warning("%s/%s: deleted; its queue could not be reached to remove items: %s", *job.key, exc)
+    cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    await _forget_in_queue(ctx, cluster, job.uid, f"{job.key[0]}/{job.key[1]}: deleted")
     remaining = [f for f in finalizers if f != FINALIZER]
     # a JSON merge patch replaces the list; the resourceVersion guard turns a concurrent change into a retry
     await asyncio.to_thread(
@@ -599,16 +619,77 @@ async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
         job.ref,
         {"metadata": {"finalizers": remaining, "resourceVersion": job.meta.get("resourceVersion")}},
     )
-    ctx.plans.pop(job.uid, None)
-    ctx.rates.pop(job.uid, None)
-    ctx.progress_at.pop(job.uid, None)
-    ctx.intervals.pop(job.uid, None)
-    ctx.counted.pop(job.uid, None)
+    _forget_memory(ctx, job.uid)
+
+
+async def _forget_in_queue(ctx: JobContext, cluster: Key, uid: str, why: str) -> bool:
+    """Remove a job's items and counters from its cluster's queue; False when the queue cannot be reached."""
+    tc_body = first(ctx.clusters, cluster)
+    if tc_body is None or not uid:
+        return False
+    try:
+        tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
+        conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster[0], cluster[1], tc)
+        removed = await asyncio.to_thread(conns.queue.cancel_job, uid)
+        await asyncio.to_thread(conns.queue.forget_job, uid)
+    except (ValidationError, ConnectionError_, ValueError, redis.RedisError) as exc:
+        log.warning("%s; the queue of %s/%s could not be reached to remove its items: %s", why, *cluster, exc)
+        return False
+    log.info("%s; removed %d queued items from the queue of %s/%s", why, removed, *cluster)
+    return True
+
+
+def _forget_memory(ctx: JobContext, uid: str) -> None:
+    ctx.plans.pop(uid, None)
+    ctx.rates.pop(uid, None)
+    ctx.progress_at.pop(uid, None)
+    ctx.intervals.pop(uid, None)
+    ctx.counted.pop(uid, None)
+
+
+async def sweep_queues(ctx: JobContext) -> None:
+    """Every SWEEP_SECONDS, remove from each cluster's queue the jobs that no longer exist: those deleted while
+    the operator was down or whose queue could not be reached then. kopf runs this only once every job and
+    cluster has been indexed, and a uid is removed only when two sweeps in a row found no job for it."""
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        for cluster in list(ctx.clusters.keys()):
+            try:
+                await _sweep_cluster(ctx, cluster)
+            except Exception as exc:  # one unreachable queue must not stop the sweep of the others
+                log.warning("sweeping the queue of %s/%s: %s", *cluster, exc)
+
+
+async def _sweep_cluster(ctx: JobContext, cluster: Key) -> None:
+    tc_body = first(ctx.clusters, cluster)
+    if tc_body is None:
+        return
+    tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
+    conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster[0], cluster[1], tc)
+    held = await asyncio.to_thread(conns.queue.job_uids)
+    live = {
+        str((body.get("metadata") or {}).get("uid"))
+        for job_key in ctx.jobs_by_cluster.get(cluster) or []
+        if (body := first(ctx.jobs, job_key)) is not None
+    }
+    remove, suspects = orphaned_jobs(held, live, ctx.suspects.get(cluster, set()))
+    ctx.suspects[cluster] = suspects
+    for uid in remove:
+        await _forget_in_queue(ctx, cluster, uid, f"job {uid} no longer exists")
 
 
 async def _event(ctx: JobContext, job: Job, type_: str, reason: str, message: str) -> None:
+    """Record an Event without waiting for the API server: the reconcile goes on while it is posted, after
+    the job's earlier Events of this reconcile (``reconcile`` waits for them all before it returns)."""
     log.info("%s/%s: %s: %s", job.key[0], job.key[1], reason, message)
-    await asyncio.to_thread(ctx.kube.event, job.ref, type_, reason, message)
+    previous = job.events[-1] if job.events else None
+
+    async def post() -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await asyncio.to_thread(ctx.kube.event, job.ref, type_, reason, message)
+
+    job.events.append(asyncio.create_task(post()))
 
 
 async def _finish_reconcile(
@@ -640,7 +721,11 @@ async def _finish_reconcile(
     if phase == "Running" or phase == "Planning":
         # finished items bring the job back at once (enqueue_progressed); this look only catches what has no
         # signal (items taken, a stall): often while the job moves, backing off while it waits in the queue
-        interval = RUNNING_RESYNC_SECONDS if changed else min(ctx.intervals.get(job.uid, 1.0) * 2, MAX_RESYNC_SECONDS)
+        interval = (
+            RUNNING_RESYNC_SECONDS
+            if changed
+            else min(ctx.intervals.get(job.uid, RUNNING_RESYNC_SECONDS / 2) * 2, MAX_RESYNC_SECONDS)
+        )
         ctx.intervals[job.uid] = interval
         return Result(requeue_after=_until_deadline(spec, job, now, interval))
     return Result(requeue_after=_until_deadline(spec, job, now, WAITING_RESYNC_SECONDS))

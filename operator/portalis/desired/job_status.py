@@ -283,3 +283,12 @@ def cluster_fingerprint(body: Any) -> tuple[Any, ...]:
         meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None,
         exceeded.get("status"), exceeded.get("reason"), tenants_over,
     )  # fmt: skip
+
+
+def orphaned_jobs(held: set[str], live: set[str], suspects: set[str]) -> tuple[set[str], set[str]]:
+    """Which job uids a queue holds with no job left: (remove now, suspect until the next look).
+
+    A uid is removed only when the previous look suspected it too, so a job is never taken for gone on the
+    strength of one look at the watch cache."""
+    orphans = held - live
+    return orphans & suspects, orphans - suspects
