@@ -416,7 +416,6 @@ def sample_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
 def test_portalis_worker_run_serves_its_metrics(env: Env, redis_server: RedisServer, s3_server: S3Server) -> None:
     salt = uuid.uuid4().hex  # sources no other test has put in the result cache
     good = {f"m{i}.py": f"def f{i}_{salt}() -> int:\n    return {i}\n".encode() for i in range(4)}
-    first, _ = env.submit({**good, "broken.py": b"def f(:\n"}, max_attempts=1)
     port = free_port()
     proc_env = {**os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
     proc = subprocess.Popen(
@@ -427,9 +426,16 @@ def test_portalis_worker_run_serves_its_metrics(env: Env, redis_server: RedisSer
         env=proc_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/metrics"
+    base = {"namespace": env.queue.namespace, "cluster": env.queue.cluster, "engine": "py2many"}
     try:
-        scrape(url)  # served from the start, before any item
+        # served from the start; every series of the engine is there at zero once its worker loops are built
+        done = ("portalis_translation_duration_seconds_count", frozenset({**base, "outcome": "done"}.items()))
         deadline = time.monotonic() + 30
+        while done not in (before := sample_values(scrape(url))):
+            assert time.monotonic() < deadline, before
+            time.sleep(0.1)
+        assert before[done] == 0
+        first, _ = env.submit({**good, "broken.py": b"def f(:\n"}, max_attempts=1)
         while (env.queue.job_stats(first).done, env.queue.job_stats(first).failed) != (4, 1):
             assert time.monotonic() < deadline, env.queue.job_stats(first)
             time.sleep(0.1)
@@ -444,7 +450,6 @@ def test_portalis_worker_run_serves_its_metrics(env: Env, redis_server: RedisSer
     assert proc.returncode == 0, out.decode()[-2000:]
 
     found = sample_values(text)
-    base = {"namespace": env.queue.namespace, "cluster": env.queue.cluster, "engine": "py2many"}
 
     def value(name: str, **labels: str) -> float:
         return found.get((name, frozenset({**base, **labels}.items())), 0.0)

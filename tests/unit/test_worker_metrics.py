@@ -12,9 +12,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from portalis.worker import local, ray_driver
+from portalis.worker import consumer, local, ray_driver
 from portalis.worker.metrics import (
     DURATION_BUCKETS,
+    OUTCOMES,
     StatsRecorder,
     WorkerCollector,
     WorkerStats,
@@ -81,6 +82,26 @@ def test_cache_lookups_and_source_lines() -> None:
 
 def test_nothing_recorded_exposes_no_series() -> None:
     assert samples(StatsRecorder()) == {}
+
+
+def test_a_primed_engine_has_every_series_at_zero_and_priming_again_keeps_counts() -> None:
+    recorder = StatsRecorder()
+    recorder.prime("py2many")
+    found = samples(recorder)
+    base = {"namespace": "team-a", "cluster": "h100", "engine": "py2many"}
+    for outcome in ("done", "cached", "failed", "retry"):
+        assert found[key("portalis_translation_duration_seconds_count", **base, outcome=outcome)] == 0
+        assert found[key("portalis_translation_duration_seconds_bucket", **base, outcome=outcome, le="+Inf")] == 0
+    assert found[key("portalis_result_cache_lookups_total", **base, result="hit")] == 0
+    assert found[key("portalis_result_cache_lookups_total", **base, result="miss")] == 0
+    assert found[key("portalis_translated_source_lines_total", **base)] == 0
+    recorder.observe_item("py2many", "done", 0.1)
+    recorder.prime("py2many")  # a second worker loop of the same engine
+    assert samples(recorder)[key("portalis_translation_duration_seconds_count", **base, outcome="done")] == 1
+
+
+def test_the_outcomes_primed_are_those_the_worker_returns() -> None:
+    assert set(OUTCOMES) == {consumer.DONE, consumer.CACHED, consumer.FAILED, consumer.RETRY}
 
 
 def test_drained_stats_travel_by_pickle_and_add_up_in_the_driver() -> None:

@@ -83,6 +83,7 @@ class Worker:
         self.heartbeat_ttl_seconds = heartbeat_ttl_seconds
         self.processed: dict[str, int] = {DONE: 0, CACHED: 0, FAILED: 0, RETRY: 0}
         self.stats = stats if stats is not None else StatsRecorder()
+        self.stats.prime(engine.name)
         self._state: tuple[str, str | None, str | None] = ("idle", None, None)
         self._state_lock = threading.Lock()
 

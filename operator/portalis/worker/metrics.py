@@ -8,7 +8,9 @@ worker pod with a recorder of its own; the driver drains it every few seconds an
 driver's recorder, so one scrape of the head pod covers every actor of the cluster.
 
 Labels are bounded: namespace and cluster (one pair per process), the engine's name, and a fixed set of outcomes
-and cache results; nothing per job or per item.
+and cache results; nothing per job or per item. Every series of an engine is there, at zero, from the moment a
+worker loop for it starts (``prime``): Prometheus cannot see an increase in a series' first sample, so a series
+that appeared only with its first items would hide them from ``rate()`` and ``increase()``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 # Seconds: a small file through py2many takes well under a second, an LLM engine can take minutes per file.
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+OUTCOMES: tuple[str, ...] = ("done", "cached", "failed", "retry")  # what consumer.Worker.process returns
+CACHE_RESULTS: tuple[str, ...] = ("hit", "miss")
 
 DURATION = "portalis_translation_duration_seconds"
 CACHE_LOOKUPS = "portalis_result_cache_lookups"
@@ -52,6 +57,15 @@ class WorkerStats:
     duration_sums: dict[tuple[str, str], float] = field(default_factory=dict)
     cache_lookups: dict[tuple[str, str], int] = field(default_factory=dict)  # (engine, hit|miss) -> count
     source_lines: dict[str, int] = field(default_factory=dict)  # engine -> lines
+
+    def prime(self, engine: str) -> None:
+        """Every series of ``engine`` at zero, leaving counts already there alone."""
+        for outcome in OUTCOMES:
+            self.durations.setdefault((engine, outcome), [0] * (len(DURATION_BUCKETS) + 1))
+            self.duration_sums.setdefault((engine, outcome), 0.0)
+        for result in CACHE_RESULTS:
+            self.cache_lookups.setdefault((engine, result), 0)
+        self.source_lines.setdefault(engine, 0)
 
     def observe_item(self, engine: str, outcome: str, seconds: float) -> None:
         key = (engine, outcome)
@@ -92,6 +106,10 @@ class StatsRecorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stats = WorkerStats()
+
+    def prime(self, engine: str) -> None:
+        with self._lock:
+            self._stats.prime(engine)
 
     def observe_item(self, engine: str, outcome: str, seconds: float) -> None:
         with self._lock:

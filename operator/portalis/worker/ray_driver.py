@@ -304,11 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_grace_seconds=args.stop_grace_seconds,
     )
     try:  # fail fast on a misconfigured engine instead of starting actors that cannot work
-        load_configured_engine(config.settings)
+        engine = load_configured_engine(config.settings)
     except EngineError as exc:
         log.error("cannot start the %s engine: %s", config.settings.engine, exc)
         return 2
     pool = ActorPool(config)
+    pool.stats.prime(engine.name)  # the series exist before the first actor reports
     if not serve_metrics(pool.stats, config.settings, args.metrics_port, args.metrics_host):
         return 2
     import ray
