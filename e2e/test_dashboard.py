@@ -4,7 +4,8 @@ A real Prometheus scrapes, every second, the operator under test, a local worker
 --metrics-port``) and the fake dcgm-exporter while a TranslationJob runs to completion on a TranslationCluster
 with prices, a budget and autoscaling. The test makes happen what some panels wait for: a file that cannot be
 translated (failed items), a backlog larger than one worker's share (a scale-up), ECC, Xid and page-retirement
-errors on a GPU (the DCGM panels filter on increases), and one alert posted to the operator's webhook. Then every
+errors on a GPU (the DCGM panels filter on increases), one alert posted to the operator's webhook, and a second
+job once Prometheus holds the worker's series (rate() sees no increase in a series' first sample). Then every
 target of ``charts/portalis/files/dashboard.json``, with Grafana's variables filled in as Grafana would for this
 namespace and cluster, is sent to Prometheus' query API and must return at least one series with a value.
 """
@@ -138,6 +139,12 @@ def test_every_dashboard_panel_shows_data_from_a_real_run(
         status = env.wait_phase("dash", {"Succeeded", "Failed"}, timeout=120)
         assert status["phase"] == "Succeeded", status
         assert (status["items"]["done"], status["items"]["failed"]) == (20, 1)
+        # that job can be over between two scrapes, and an increase in a series' first sample is invisible to
+        # rate(): once Prometheus holds the worker's series, a second job shows as it would on a running worker
+        wait_for(lambda: prom.query(f'portalis_translation_duration_seconds_count{{namespace="{env.namespace}"}}'))
+        env.upload(bucket, "more/", {f"more_{i}.py": simple_module(100 + i, env.namespace) for i in range(6)})
+        env.submit("dash-more", bucket, "more/", output={"prefix": "out-more/"})
+        assert env.wait_phase("dash-more", {"Succeeded", "Failed"}, timeout=60)["phase"] == "Succeeded"
 
         # Grafana's variables: the namespace and cluster queries offer this run's, and the panels filter on them
         wait_for(lambda: env.namespace in prom.label_values("namespace", "portalis_workers_desired"))
