@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,19 +107,27 @@ class JobEnv:
         }
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
 
-    def start_workers(self, count: int = 1, concurrency: int = 2, cluster: str | None = None) -> list[str]:
+    def start_workers(
+        self, count: int = 1, concurrency: int = 2, cluster: str | None = None, metrics_ports: Sequence[int] = ()
+    ) -> list[str]:
+        """``count`` local worker processes; the i-th serves /metrics on loopback at ``metrics_ports[i]``, if given."""
         env = dict(os.environ)
         env.update(self.s3.client_env())
         env["PORTALIS_S3_FORCE_PATH_STYLE"] = "true"
         names = []
-        for _ in range(count):
+        for i in range(count):
             name = f"w-{uuid.uuid4().hex[:6]}"
             log = Path(f"/tmp/portalis-e2e-{name}.log")
+            metrics = (
+                ["--metrics-port", str(metrics_ports[i]), "--metrics-host", "127.0.0.1"]
+                if i < len(metrics_ports)
+                else []
+            )
             with open(log, "ab") as fh:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "portalis", "worker", "run", "--namespace", self.namespace,
                      "--cluster", cluster or self.name, "--redis-url", self.redis.url, "--name", name,
-                     "--concurrency", str(concurrency), "--visibility-timeout-seconds", "3"],
+                     "--concurrency", str(concurrency), "--visibility-timeout-seconds", "3", *metrics],
                     stdout=fh, stderr=subprocess.STDOUT, env=env,
                 )  # fmt: skip
             self.workers.append(proc)

@@ -46,6 +46,12 @@ def test_h100_example_becomes_a_ready_gpu_raycluster_within_10s(tc: Cluster) -> 
     head = tc.get("pods", "-l", "ray.io/cluster=h100,ray.io/node-type=head")["items"]
     assert len(head) == 1
     assert "nvidia.com/gpu" not in json.dumps(head[0]["spec"]["containers"][0].get("resources", {}))
+    # the driver sidecar's worker metrics port, apart from the "metrics" port KubeRay gives Ray's own exporter
+    ports = {
+        c["name"]: {p["name"]: p["containerPort"] for p in c.get("ports", [])} for c in head[0]["spec"]["containers"]
+    }
+    assert ports["portalis-driver"] == {"worker-metrics": 9090}
+    assert ports["ray-head"].get("metrics") == 8080
     workers = _worker_pods(tc, "h100")
     assert len(workers) == 2
     for pod in workers:

@@ -143,6 +143,11 @@ def test_two_cpu_actors_translate_every_item_once_and_scale_down_gracefully(
     assert len(outcomes) == 2
     assert sum(o["done"] for o in outcomes) == 10  # every item translated exactly once across the actors
     assert sum(o["retry"] + o["failed"] + o["cached"] for o in outcomes) == 0
+    # the driver collected every actor's metrics, the last of them as each actor stopped
+    stats = pool.stats.snapshot()
+    assert (stats.items(), stats.items("done")) == (10, 10)
+    assert stats.cache_lookups == {("shout", "hit"): 0, ("shout", "miss"): 10}
+    assert stats.source_lines == {"shout": 20}
     outputs = {o.key: store.get_bytes(bucket, o.key).decode() for o in store.list(bucket, "out/")}
     assert outputs == {f"out/m{i}.rs": f"DEF F{i}():\n    RETURN {i}\n" for i in range(10)}
     assert queue.backlog() == 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,10 +19,12 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from portalis.clients.queue import Delivery, RedisQueue, WorkItem
 from portalis.clients.store import Store
 from portalis.desired.plan import build_plan
+from portalis.devcluster.cluster import free_port
 from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.cache import ResultCache, cache_key, source_sha256
 from portalis.worker.consumer import Worker
@@ -386,3 +390,79 @@ def test_portalis_worker_run_exits_cleanly_on_sigterm(env: Env, redis_server: Re
     assert proc.returncode == 0, out.decode()[-2000:]
     assert b"received SIGTERM" in out
     assert len(env.outputs(items)) == 6
+
+
+def scrape(url: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def sample_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.skipif(py2many_missing, reason="py2many is not installed in this environment")
+def test_portalis_worker_run_serves_its_metrics(env: Env, redis_server: RedisServer, s3_server: S3Server) -> None:
+    salt = uuid.uuid4().hex  # sources no other test has put in the result cache
+    good = {f"m{i}.py": f"def f{i}_{salt}() -> int:\n    return {i}\n".encode() for i in range(4)}
+    port = free_port()
+    proc_env = {**os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portalis", "worker", "run", "--namespace", env.queue.namespace,
+         "--cluster", env.queue.cluster, "--redis-url", redis_server.url, "--engine", "py2many",
+         "--concurrency", "2", "--name", "metrics-test", "--visibility-timeout-seconds", str(VISIBILITY),
+         "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
+        env=proc_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/metrics"
+    base = {"namespace": env.queue.namespace, "cluster": env.queue.cluster, "engine": "py2many"}
+    try:
+        # served from the start; every series of the engine is there at zero once its worker loops are built
+        done = ("portalis_translation_duration_seconds_count", frozenset({**base, "outcome": "done"}.items()))
+        deadline = time.monotonic() + 30
+        while done not in (before := sample_values(scrape(url))):
+            assert time.monotonic() < deadline, before
+            time.sleep(0.1)
+        assert before[done] == 0
+        first, _ = env.submit({**good, "broken.py": b"def f(:\n"}, max_attempts=1)
+        while (env.queue.job_stats(first).done, env.queue.job_stats(first).failed) != (4, 1):
+            assert time.monotonic() < deadline, env.queue.job_stats(first)
+            time.sleep(0.1)
+        again, _ = env.submit(good)  # the same sources: every item from the result cache
+        while env.queue.job_stats(again).cached != 4:
+            assert time.monotonic() < deadline, env.queue.job_stats(again)
+            time.sleep(0.1)
+        text = scrape(url)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out.decode()[-2000:]
+
+    found = sample_values(text)
+
+    def value(name: str, **labels: str) -> float:
+        return found.get((name, frozenset({**base, **labels}.items())), 0.0)
+
+    count = "portalis_translation_duration_seconds_count"
+    assert (value(count, outcome="done"), value(count, outcome="cached"), value(count, outcome="failed")) == (4, 4, 1)
+    assert value(count, outcome="retry") == 0
+    assert value("portalis_translation_duration_seconds_bucket", outcome="done", le="+Inf") == 4
+    assert value("portalis_translation_duration_seconds_sum", outcome="done") > 0
+    assert value("portalis_result_cache_lookups_total", result="miss") == 5  # the four and the broken file
+    assert value("portalis_result_cache_lookups_total", result="hit") == 4
+    assert value("portalis_translated_source_lines_total") == 16  # 4 files of 2 lines, translated and cached
+    assert any(name == "process_resident_memory_bytes" for name, _ in found)
+    if shutil.which("promtool"):
+        check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+        assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr

@@ -101,6 +101,16 @@ def test_the_head_runs_the_ray_driver_beside_ray() -> None:
     assert env_of(driver)["PORTALIS_CLUSTER"] == "tc"
 
 
+def test_the_driver_serves_the_worker_metrics_on_a_named_port() -> None:
+    rc = build_raycluster(spec(), OWNER)
+    head, driver = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    assert driver["ports"] == [{"name": "worker-metrics", "containerPort": 9090, "protocol": "TCP"}]
+    flag = driver["command"].index("--metrics-port")
+    assert driver["command"][flag + 1] == "9090"
+    # KubeRay adds a port named "metrics" (Ray's own exporter) to the Ray container: ours must not take that name
+    assert "ports" not in head and all(p["name"] != "metrics" for p in driver["ports"])
+
+
 def test_head_placement_and_resources() -> None:
     rc = build_raycluster(
         spec(

@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.desired.pods import Owner
+from portalis.desired.raycluster import WORKER_METRICS_PORT_NAME, build_raycluster
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "portalis"
 BASE = ROOT / "manifests" / "base"
@@ -70,8 +74,8 @@ def render(
     cmd = [helm, "template", release, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
     for s in sets:
         cmd += ["--set", s]
-    if values is not None:
-        cmd += ["--set-json", *(f"{k}={json.dumps(v)}" for k, v in values.items())]
+    for k, v in (values or {}).items():
+        cmd += ["--set-json", f"{k}={json.dumps(v)}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -292,7 +296,7 @@ def test_rbac_can_be_left_out(helm: str) -> None:
 
 def test_monitoring_off_by_default(defaults: list[dict[str, Any]]) -> None:
     kinds = {d["kind"] for d in defaults}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule"}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
     assert not of_kind(defaults, "ConfigMap")
 
 
@@ -306,6 +310,39 @@ def test_service_monitor(helm: str) -> None:
     # the job label is the chart name, which PortalisOperatorDown matches
     assert sm["spec"]["jobLabel"] == "app.kubernetes.io/name"
     assert one(docs, "Service")["metadata"]["labels"]["app.kubernetes.io/name"] == "portalis"
+    # the series' namespace label is the TranslationCluster's, not the operator's (which Prometheus would set)
+    assert sm["spec"]["endpoints"][0]["honorLabels"] is True
+
+
+def test_pod_monitor_scrapes_the_driver_port_of_operator_made_pods(helm: str) -> None:
+    docs = render(helm, "podMonitor.enabled=true", "podMonitor.labels.release=kube-prometheus-stack")
+    pm = one(docs, "PodMonitor")
+    assert pm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert pm["metadata"]["namespace"] == NAMESPACE
+    assert pm["spec"]["namespaceSelector"] == {"any": True}
+    [endpoint] = pm["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == WORKER_METRICS_PORT_NAME and endpoint["path"] == "/metrics"
+    assert endpoint["honorLabels"] is True
+    # no jobLabel: the pods' app.kubernetes.io/name is "portalis", which PortalisOperatorDown reserves for the
+    # operator's own targets
+    assert "jobLabel" not in pm["spec"]
+
+    # it selects the head pods the operator builds, and they declare the port it scrapes
+    tc = TranslationClusterSpec.model_validate({"queue": {"url": "redis://r:6379"}, "storage": {"bucket": "artifacts"}})
+    rc = build_raycluster(tc, Owner("tc", "team-a", "uid"))
+    head = rc["spec"]["headGroupSpec"]["template"]
+    selector = pm["spec"]["selector"]
+    assert selector["matchLabels"].items() <= head["metadata"]["labels"].items()
+    for expr in selector["matchExpressions"]:
+        assert expr["operator"] == "Exists" and expr["key"] in head["metadata"]["labels"]
+    ports = [p["name"] for c in head["spec"]["containers"] for p in c.get("ports", [])]
+    assert ports == [WORKER_METRICS_PORT_NAME]
+    # ... but not the chart's operator pods
+    operator_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert not selector["matchLabels"].items() <= operator_labels.items()
+
+    narrowed = one(render(helm, values={"podMonitor": {"enabled": True}, "watchNamespaces": ["team-a"]}), "PodMonitor")
+    assert narrowed["spec"]["namespaceSelector"] == {"matchNames": ["team-a"]}
 
 
 def test_prometheus_rule(helm: str) -> None:
@@ -357,6 +394,7 @@ def test_schema_rejects_bad_values(helm: str) -> None:
     assert "replicaCuont" in render_error(helm, "replicaCuont=2")
     assert "logFormat" in render_error(helm, "logFormat=xml")
     assert "clusterNamespaces" in render_error(helm, "clusterNamespaces[0]=Not_A_Namespace")
+    assert "podMonitor" in render_error(helm, "podMonitor.interval=soon")
 
 
 def test_notes_name_the_next_steps(helm: str, tmp_path: Path) -> None:

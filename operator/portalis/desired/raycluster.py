@@ -2,7 +2,9 @@
 
 A head group without GPUs (``num-cpus: 0`` keeps translator actors off it) and one GPU worker group whose
 containers carry ``nvidia.com/gpu`` limits equal to requests. KubeRay's in-tree autoscaler is off: Portalis owns
-``replicas`` and names the workers to remove in ``scaleStrategy.workersToDelete``.
+``replicas`` and names the workers to remove in ``scaleStrategy.workersToDelete``. The head pod also runs the data
+plane's driver as a sidecar, which serves the workers' metrics on a port named ``worker-metrics`` (KubeRay gives the
+name ``metrics`` to Ray's own exporter on the Ray container), for a PodMonitor to scrape.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ WORKER_GROUP = "gpu-workers"
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 DRIVER_CONTAINER = "portalis-driver"
+WORKER_METRICS_PORT = 9090
+WORKER_METRICS_PORT_NAME = "worker-metrics"
 
 
 def raycluster_name(cluster_name: str) -> str:
@@ -62,7 +66,16 @@ def build_raycluster(
                 # the data plane's driver: one translator actor per GPU, following the cluster's size
                 "name": DRIVER_CONTAINER,
                 "image": spec.image,
-                "command": ["portalis", "worker", "ray-driver", "--address", "127.0.0.1:6379"],
+                "command": [
+                    "portalis",
+                    "worker",
+                    "ray-driver",
+                    "--address",
+                    "127.0.0.1:6379",
+                    "--metrics-port",
+                    str(WORKER_METRICS_PORT),
+                ],
+                "ports": [{"name": WORKER_METRICS_PORT_NAME, "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"}],
                 "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
                 "env": copy.deepcopy(env),
                 "securityContext": {"allowPrivilegeEscalation": False},

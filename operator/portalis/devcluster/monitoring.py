@@ -1,6 +1,7 @@
 """Debian's Prometheus and Alertmanager on loopback, wired like a cluster's monitoring stack, for tests and benches.
 
-Prometheus scrapes the targets it is given (the fake dcgm-exporter) every second, evaluates the chart's rule file
+Prometheus scrapes the targets it is given (the fake dcgm-exporter; and, as further jobs, the operator's and the
+workers' ``/metrics``) every second, evaluates the chart's rule file
 (``charts/portalis/files/prometheus-rules.yaml``) every second and sends firing alerts to Alertmanager;
 Alertmanager routes every alert to the operator's ``POST /alerts`` with the bearer token read from a file
 (``http_config.authorization.credentials_file``, as in a real install), grouped by alertname, Hostname and gpu,
@@ -124,9 +125,11 @@ class AlertmanagerServer(_Server):
 
 @dataclass
 class PrometheusServer(_Server):
-    """``prometheus`` scraping ``targets`` every second and alerting through ``alertmanager`` (host:port)."""
+    """``prometheus`` scraping ``targets`` (job ``dcgm``) and the targets of each of ``jobs`` (job name -> host:port
+    list) every second, alerting through ``alertmanager`` (host:port)."""
 
     targets: list[str] = field(default_factory=list)
+    jobs: dict[str, list[str]] = field(default_factory=dict)
     alertmanager: str = ""
     rules: str = ""
     interval: str = "1s"
@@ -140,7 +143,8 @@ class PrometheusServer(_Server):
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
             "rule_files": [str(rule_file)],
             "scrape_configs": [
-                {"job_name": "dcgm", "scrape_interval": self.interval, "static_configs": [{"targets": self.targets}]}
+                {"job_name": name, "scrape_interval": self.interval, "static_configs": [{"targets": list(targets)}]}
+                for name, targets in {"dcgm": self.targets, **self.jobs}.items()
             ],
         }
         if self.alertmanager:
@@ -170,6 +174,11 @@ class PrometheusServer(_Server):
         data = _get_json(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
         return list(data["data"]["result"])
 
+    def label_values(self, label: str, match: str) -> list[str]:
+        """The values of ``label`` on the series ``match`` selects, as Grafana's ``label_values()`` reads them."""
+        query = urllib.parse.urlencode({"match[]": match})
+        return list(_get_json(f"{self.url}/api/v1/label/{urllib.parse.quote(label)}/values?{query}")["data"])
+
     def alerts(self) -> list[dict[str, Any]]:
         return list(_get_json(f"{self.url}/api/v1/alerts")["data"]["alerts"])
 
@@ -182,6 +191,7 @@ class Monitoring:
     webhook_url: str
     token_file: Path
     for_override: str | None = "0s"
+    jobs: dict[str, list[str]] = field(default_factory=dict)
     workdir: Path | None = None
     prometheus: PrometheusServer | None = None
     alertmanager: AlertmanagerServer | None = None
@@ -196,6 +206,7 @@ class Monitoring:
             self.prometheus = PrometheusServer(
                 workdir=base / "prometheus" if base else None,
                 targets=list(self.targets),
+                jobs=dict(self.jobs),
                 alertmanager=f"127.0.0.1:{am.port}",
                 rules=rules_for_tests(for_override=self.for_override),
             ).start()

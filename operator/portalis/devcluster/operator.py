@@ -60,6 +60,11 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    @property
+    def metrics_target(self) -> str:
+        """host:port of ``/metrics``, as a Prometheus scrape target."""
+        return f"127.0.0.1:{self.metrics_port}"
+
     def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30) -> OperatorProcess:
         """Start the operator; a restart without ``extra_env`` keeps the environment of the previous start."""
         if extra_env is not None:

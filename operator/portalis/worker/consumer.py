@@ -5,7 +5,8 @@ A plain library, so the same loop runs inside a Ray translator actor (``ray_driv
 write the translation to the item's deterministic output key *before* acknowledging it, so a redelivered item
 overwrites the same object instead of adding a second one; then ``complete`` it with the GPU-seconds it used
 (wall time x the GPUs this worker holds). Problems that retrying cannot fix (missing or unreadable source, not
-UTF-8, too large, an unsupported construct) fail the item at once; transient ones leave it for redelivery.
+UTF-8, too large, an unsupported construct) fail the item at once; transient ones leave it for redelivery. What
+each item took and how it ended goes to a ``StatsRecorder``, which the process serves as Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from portalis.clients.store import Store, StoreError
 from portalis.desired.plan import DEFAULT_MAX_FILE_BYTES
 from portalis.worker.cache import ResultCache, source_sha256
 from portalis.worker.engines.base import Engine, Source
+from portalis.worker.metrics import StatsRecorder
 
 log = logging.getLogger("portalis.worker")
 
@@ -67,6 +69,7 @@ class Worker:
         *,
         take_block_ms: int = 1000,
         heartbeat_ttl_seconds: int = 15,
+        stats: StatsRecorder | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -79,6 +82,8 @@ class Worker:
         self.take_block_ms = take_block_ms
         self.heartbeat_ttl_seconds = heartbeat_ttl_seconds
         self.processed: dict[str, int] = {DONE: 0, CACHED: 0, FAILED: 0, RETRY: 0}
+        self.stats = stats if stats is not None else StatsRecorder()
+        self.stats.prime(engine.name)
         self._state: tuple[str, str | None, str | None] = ("idle", None, None)
         self._state_lock = threading.Lock()
 
@@ -86,12 +91,13 @@ class Worker:
 
     def process(self, d: Delivery) -> str:
         """Translate one delivered item and report it; returns "done", "cached", "failed" or "retry"."""
-        outcome = self._process(d)
+        start = self.clock()
+        outcome = self._process(d, start)
+        self.stats.observe_item(self.engine.name, outcome, self.clock() - start)
         self.processed[outcome] = self.processed.get(outcome, 0) + 1
         return outcome
 
-    def _process(self, d: Delivery) -> str:
-        start = self.clock()
+    def _process(self, d: Delivery, start: float) -> str:
         item = d.item
         where = f"s3://{item.source_bucket}/{item.source_key}"
         try:
@@ -107,12 +113,14 @@ class Worker:
         lines = count_lines(text)
         engine_name, engine_version = self.engine.name, self.engine.version
         cached = self.cache.get(engine_name, engine_version, item.target_language, text)
+        self.stats.observe_cache(engine_name, hit=cached is not None)
         if cached is not None:
             failed = self._write(d, text, cached)
             if failed is not None:
                 return failed
             gpu_seconds = (self.clock() - start) * self.gpus
             self.queue.complete(d, CACHED, gpu_seconds=gpu_seconds, lines=lines)
+            self.stats.observe_lines(engine_name, lines)
             log.info("item %s of job %s: %s served from the result cache", item.item_id, item.job_name, item.path)
             return CACHED
         source = Source(
@@ -138,15 +146,16 @@ class Worker:
         if failed is not None:
             return failed
         self.cache.put(engine_name, engine_version, item.target_language, text, result.text)
-        gpu_seconds = (self.clock() - start) * self.gpus
-        counted = self.queue.complete(d, DONE, gpu_seconds=gpu_seconds, lines=lines)
+        elapsed = self.clock() - start
+        counted = self.queue.complete(d, DONE, gpu_seconds=elapsed * self.gpus, lines=lines)
+        self.stats.observe_lines(engine_name, lines)
         log.info(
             "item %s of job %s: translated %s (%d lines) in %.2fs%s",
             item.item_id,
             item.job_name,
             item.path,
             lines,
-            self.clock() - start,
+            elapsed,
             "" if counted else " (already counted by an earlier delivery)",
         )
         return DONE

@@ -3,7 +3,8 @@
 Reads the queue, engine and storage settings that the worker pods get from the operator (``PORTALIS_*`` and
 ``AWS_*`` environment variables), with command-line flags to override them. Also the shared wiring that builds a
 ``Worker`` from settings, used by the Ray translator actors as well. On SIGTERM each thread finishes the item it
-is translating (or releases one it has just taken) and the process exits 0.
+is translating (or releases one it has just taken) and the process exits 0. With ``--metrics-port`` it serves the
+workers' Prometheus metrics (``portalis.worker.metrics``) on ``GET /metrics``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from portalis.desired.plan import DEFAULT_MAX_FILE_BYTES
 from portalis.worker.cache import DEFAULT_TTL_SECONDS, ResultCache
 from portalis.worker.consumer import Worker
 from portalis.worker.engines import ENV_SETTINGS, Engine, EngineError, load_engine
+from portalis.worker.metrics import StatsRecorder, serve
 
 log = logging.getLogger("portalis.worker")
 
@@ -79,8 +81,9 @@ def build_worker(
     queue: RedisQueue | None = None,
     store: Store | None = None,
     engine_factory: EngineFactory | None = None,
+    stats: StatsRecorder | None = None,
 ) -> Worker:
-    """A Worker for ``settings``; queue and store may be shared between the workers of one process."""
+    """A Worker for ``settings``; queue, store and stats may be shared between the workers of one process."""
     queue = queue or build_queue(settings)
     engine = engine_factory() if engine_factory is not None else load_configured_engine(settings)
     return Worker(
@@ -92,6 +95,7 @@ def build_worker(
         gpus=settings.gpus,
         max_file_bytes=settings.max_file_bytes,
         take_block_ms=settings.take_block_ms,
+        stats=stats,
     )
 
 
@@ -126,6 +130,13 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES, help="larger sources fail")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("PORTALIS_METRICS_PORT") or 0),
+        help="serve Prometheus /metrics on this port (env PORTALIS_METRICS_PORT; default 0: off)",
+    )
+    p.add_argument("--metrics-host", default="0.0.0.0", help="address of /metrics")
     p.add_argument("--log-level", default=env("PORTALIS_LOG_LEVEL") or "INFO")
 
 
@@ -165,6 +176,19 @@ def settings_from_args(args: argparse.Namespace, p: argparse.ArgumentParser, gpu
     )
 
 
+def serve_metrics(stats: StatsRecorder, settings: WorkerSettings, port: int, host: str) -> bool:
+    """Serve ``stats`` on ``host:port`` (port 0: not at all); False, logged, when the port cannot be bound."""
+    if port <= 0:
+        return True
+    try:
+        serve(stats, settings.namespace, settings.cluster, port, host)
+    except OSError as exc:
+        log.error("cannot serve /metrics on %s:%d: %s", host, port, exc)
+        return False
+    log.info("serving Prometheus metrics on http://%s:%d/metrics", host, port)
+    return True
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -193,13 +217,15 @@ def run_workers(
     *,
     store: Store | None = None,
     engine_factory: EngineFactory | None = None,
+    stats: StatsRecorder | None = None,
 ) -> list[Worker]:
     """Run ``concurrency`` workers on threads until ``stop`` is set or all exit idle; returns them when done."""
     queue = build_queue(settings)
     queue.ensure_groups()
     store = store or Store.from_env()
+    stats = stats if stats is not None else StatsRecorder()
     workers = [
-        build_worker(settings, f"{name}/{i}", queue=queue, store=store, engine_factory=engine_factory)
+        build_worker(settings, f"{name}/{i}", queue=queue, store=store, engine_factory=engine_factory, stats=stats)
         for i in range(concurrency)
     ]
     threads = [
@@ -220,10 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency < 1:
         p.error("--concurrency must be at least 1")
     settings = settings_from_args(args, p, gpus=args.gpus / args.concurrency)
+    stats = StatsRecorder()
+    if not serve_metrics(stats, settings, args.metrics_port, args.metrics_host):
+        return 2
     stop = threading.Event()
     previous = install_stop_handlers(stop)
     try:
-        run_workers(settings, args.name, args.concurrency, stop, args.idle_exit_seconds)
+        run_workers(settings, args.name, args.concurrency, stop, args.idle_exit_seconds, stats=stats)
     except EngineError as exc:
         log.error("cannot start the %s engine: %s", settings.engine, exc)
         return 2

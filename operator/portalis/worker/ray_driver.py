@@ -4,7 +4,10 @@ Each ``TranslatorActor`` wraps the worker loop (``consumer.Worker``) and holds `
 seconds the driver compares the pool with the cluster (``ray.cluster_resources()``) and grows or shrinks it as
 the operator adds or removes GPU workers: a surplus actor is asked to stop, so it finishes (or releases) the item
 in hand before it goes; an actor lost with its node is dropped and its item is redelivered by the queue after the
-visibility timeout. Ray is imported lazily, so this module imports where Ray is not installed.
+visibility timeout. Each round the driver also collects what every actor recorded for the metrics (item times,
+outcomes, cache lookups) into its own ``StatsRecorder``, which it serves on ``--metrics-port`` from the head pod;
+what a lost actor recorded since the last round is lost with it. Ray is imported lazily, so this module imports
+where Ray is not installed.
 """
 
 from __future__ import annotations
@@ -31,21 +34,25 @@ from portalis.worker.local import (
     install_stop_handlers,
     load_configured_engine,
     restore_handlers,
+    serve_metrics,
     settings_from_args,
     setup_logging,
 )
+from portalis.worker.metrics import StatsRecorder, WorkerStats
 
 log = logging.getLogger("portalis.worker.ray")
 
 
 class TranslatorActor:
-    """One worker loop in a Ray actor. Created with ``max_concurrency=2`` so ``stop`` runs while ``run`` works."""
+    """One worker loop in a Ray actor. Created with ``max_concurrency=2`` so ``stop`` and ``drain_stats`` run while
+    ``run`` works."""
 
     def __init__(self, settings: WorkerSettings, seq: int, engine_factory: EngineFactory | None = None) -> None:
         # The actor runs on a worker pod: name it after that pod, so the operator can tell which pod is busy.
         self.name = f"{default_name()}/{seq}"
         self._stop = threading.Event()
-        self._worker = build_worker(settings, self.name, engine_factory=engine_factory)
+        self._stats = StatsRecorder()
+        self._worker = build_worker(settings, self.name, engine_factory=engine_factory, stats=self._stats)
 
     def ready(self) -> str:
         return self.name
@@ -57,6 +64,10 @@ class TranslatorActor:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def drain_stats(self) -> WorkerStats:
+        """What the loop recorded for the metrics since the last call."""
+        return self._stats.drain()
 
 
 @functools.cache
@@ -96,6 +107,7 @@ class _Member:
     run_ref: Any
     seq: int
     stop_deadline: float | None = None
+    stats_ref: Any = None  # a drain_stats call not yet collected
 
 
 @dataclass
@@ -106,6 +118,7 @@ class ActorPool:
     active: list[_Member] = field(default_factory=list)
     stopping: list[_Member] = field(default_factory=list)
     outcomes: dict[int, dict[str, int]] = field(default_factory=dict)  # by actor seq, of actors that finished
+    stats: StatsRecorder = field(default_factory=StatsRecorder)  # what every actor recorded, served on /metrics
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(0))
 
     def _start(self) -> _Member:
@@ -144,6 +157,39 @@ class ActorPool:
             log.info("translator actor %d finished: %s", m.seq, self.outcomes[m.seq])
         except Exception as exc:  # the actor or its node died; its item is redelivered by the queue
             log.warning("translator actor %d was lost: %s", m.seq, exc)
+            return
+        for ref in (m.stats_ref, self._ask_stats(m)):  # the last of its stats, before it is killed
+            if ref is not None:
+                self._merge_stats(ref, m.seq, timeout=5.0)
+        m.stats_ref = None
+
+    def _ask_stats(self, m: _Member) -> Any:
+        try:
+            return m.actor.drain_stats.remote()
+        except Exception as exc:
+            log.debug("translator actor %d: drain_stats: %s", m.seq, exc)
+            return None
+
+    def _merge_stats(self, ref: Any, seq: int, timeout: float | None = None) -> None:
+        import ray
+
+        try:
+            self.stats.merge(ray.get(ref, timeout=timeout))
+        except Exception as exc:  # the actor is gone, and what it recorded since the last collection with it
+            log.debug("translator actor %d: stats lost: %s", seq, exc)
+
+    def gather_stats(self) -> None:
+        """Add what each actor recorded since the last look to ``stats``, without waiting: a drain asked for in one
+        round is collected in a later one."""
+        import ray
+
+        for m in self.active + self.stopping:
+            if m.stats_ref is not None:
+                ready, _ = ray.wait([m.stats_ref], num_returns=1, timeout=0)
+                if not ready:
+                    continue
+                self._merge_stats(m.stats_ref, m.seq)
+            m.stats_ref = self._ask_stats(m)
 
     def _drop(self, m: _Member) -> None:
         import ray
@@ -169,6 +215,7 @@ class ActorPool:
     def scale(self, desired: int) -> None:
         """Grow or shrink to ``desired`` running actors; surplus actors stop gracefully, newest first."""
         self.reap()
+        self.gather_stats()
         if len(self.active) != desired:
             log.info("translator actors: %d running, %d wanted", len(self.active), desired)
         while len(self.active) < desired:
@@ -257,9 +304,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_grace_seconds=args.stop_grace_seconds,
     )
     try:  # fail fast on a misconfigured engine instead of starting actors that cannot work
-        load_configured_engine(config.settings)
+        engine = load_configured_engine(config.settings)
     except EngineError as exc:
         log.error("cannot start the %s engine: %s", config.settings.engine, exc)
+        return 2
+    pool = ActorPool(config)
+    pool.stats.prime(engine.name)  # the series exist before the first actor reports
+    if not serve_metrics(pool.stats, config.settings, args.metrics_port, args.metrics_host):
         return 2
     import ray
 
@@ -267,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     previous = install_stop_handlers(stop)
     try:
-        run_driver(config, stop)
+        run_driver(config, stop, pool)
     finally:
         restore_handlers(previous)
         ray.shutdown()
