@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import time
 
@@ -20,6 +21,8 @@ BENCHES = {
 
 
 def main(argv: list[str]) -> int:
+    # a SIGTERM (timeout, kill) unwinds like Ctrl-C, so each benchmark stops the servers and cluster it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = argv or list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:

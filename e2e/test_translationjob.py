@@ -243,8 +243,8 @@ def test_a_flushed_queue_is_rebuilt_from_the_plan_in_s3(jobs: JobEnv) -> None:
 def test_an_operator_restarted_among_hundreds_of_jobs_reconciles_every_one(
     operator: OperatorProcess, namespace: str
 ) -> None:
-    """kopf indexes every job, pod and node before any handler runs; the operator must not wait forever when
-    more objects exist at start-up than it would run workers for at once."""
+    """kopf indexes every pod, node and cluster before any handler runs, and jobs arrive in one listing: the
+    operator must not wait forever when more objects exist at start-up than it would run workers for at once."""
     count = 150
     jobs = [
         {

@@ -262,7 +262,7 @@ class RedisQueue:
         self.cancelled_key = f"{self.prefix}:cancelled"
         self.touched_key = f"{self.prefix}:touched"  # uids of jobs with an item finished since the last look
         self.workers_key = f"{self.prefix}:workers"  # worker names scored by when their heartbeat expires
-        self.jobs_key = f"{self.prefix}:jobs"  # uids of the jobs with items or counters here
+        self.jobs_key = f"{self.prefix}:jobs"  # job uid -> "namespace/name", for the jobs with items here
         self._groups_ready = False
         self._last_reclaim = float("-inf")
         self._cancelled_at = float("-inf")
@@ -325,7 +325,8 @@ class RedisQueue:
         when ``start_index`` is past the counter (items would be skipped).
         """
         self._ready()
-        self.r.sadd(self.jobs_key, job_uid)
+        if items:
+            self.r.hset(self.jobs_key, job_uid, f"{items[0].job_namespace}/{items[0].job_name}")
         counter_key = self.job_key(job_uid, "enqueued")
         epoch_key = self.job_key(job_uid, "epoch")
         end = start_index + len(items)
@@ -698,7 +699,8 @@ class RedisQueue:
         self._ready()
         if self.r.zscore(self.cancelled_key, job_uid) is not None:
             return 0
-        self.r.sadd(self.jobs_key, job_uid)
+        if items:
+            self.r.hset(self.jobs_key, job_uid, f"{items[0].job_namespace}/{items[0].job_name}")
         pipe = self.r.pipeline(transaction=False)
         pipe.smembers(self.job_key(job_uid, "done"))
         pipe.hkeys(self.job_key(job_uid, "failed"))
@@ -757,11 +759,11 @@ class RedisQueue:
                 for what in ("stats", "done", "failed", "errors", "enqueued", "epoch", "gpu_hours")
             )
         )
-        self.r.srem(self.jobs_key, job_uid)
+        self.r.hdel(self.jobs_key, job_uid)
 
-    def job_uids(self) -> set[str]:
-        """Uids of the jobs this queue holds items or counters for (until ``forget_job``)."""
-        return {_s(u) for u in self.r.smembers(self.jobs_key)}
+    def job_uids(self) -> dict[str, str]:
+        """The jobs this queue holds items or counters for (until ``forget_job``): uid -> "namespace/name"."""
+        return {_s(u): _s(n) for u, n in cast(dict[Any, Any], self.r.hgetall(self.jobs_key)).items()}
 
     # --- workers ---
 

@@ -28,6 +28,7 @@ from portalis.clients.connections import ClusterConnections, Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import QueueDepth, RedisQueue
 from portalis.controllers import health
+from portalis.controllers.caches import JOBS, ObjectCache
 from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
@@ -101,8 +102,7 @@ class ClusterContext:
     queue_errors: dict[Key, tuple[str, float]] = field(default_factory=dict)  # message, when
     replicas: dict[Key, int] = field(default_factory=dict)
     nodes: kopf.Index[str, dict[str, str]] | None = None
-    jobs: kopf.Index[Key, dict[str, Any]] | None = None
-    jobs_by_cluster: kopf.Index[Key, Key] | None = None
+    jobs: ObjectCache = JOBS
     meter: Meter = field(default_factory=Meter)
     budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -155,8 +155,6 @@ async def tc_controller_start(**kwargs: Any) -> None:
         Connections.shared(kube),
     )
     CONTEXT.nodes = kwargs["node_labels"]
-    CONTEXT.jobs = kwargs["tj_by_key"]
-    CONTEXT.jobs_by_cluster = kwargs["tj_by_cluster"]
     controller.start()
     CONTEXT.tasks.append(asyncio.create_task(watch_queues(CONTEXT), name="queue-watch"))
 
@@ -475,13 +473,14 @@ async def _budget(
     if not queue_worth_trying(ctx, key):
         return cached[1] if cached is not None else None
     jobs: list[tuple[str, str]] = []
-    for job_key in (ctx.jobs_by_cluster.get(key) if ctx.jobs_by_cluster is not None else None) or []:
-        body = first(ctx.jobs, job_key) if ctx.jobs is not None else None
+    for job_key in ctx.jobs.group(key):
+        body = ctx.jobs.get(job_key)
         if body is not None:
             tenant = (body.get("spec") or {}).get("tenant") or job_key[0]
             jobs.append((str(body["metadata"].get("uid", "")), str(tenant)))
-    nodes = {name: next(iter(store), {}) for name, store in (ctx.nodes or {}).items()}
     workers = [p for p in pods if (p.get("metadata", {}).get("labels") or {}).get("portalis.dev/role") == "worker"]
+    on = {p.get("spec", {}).get("nodeName") for p in workers} - {None, ""}
+    nodes = {name: next(iter((ctx.nodes or {}).get(name) or ()), {}) for name in on}  # the workers' nodes only
     try:
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
         state = await asyncio.to_thread(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)

@@ -89,6 +89,7 @@ log = logging.getLogger("portalis.health")
 
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 PENDING_SECONDS = 30.0  # how long a quarantine this process wrote counts before the watch cache shows it
+FLEET_CACHE_SECONDS = 0.5  # how stale the fleet a status report uses may be (decisions always build it anew)
 RAY_HANDOFF_SECONDS = 5.0  # time for the cluster controller to name the workers in the RayCluster
 POLL_SECONDS = 0.2
 EVICT_RETRY_SECONDS = 1.0
@@ -176,6 +177,8 @@ class HealthController:
         self.rc_index = workers_to_delete
         self.lock = asyncio.Lock()
         self.view_cache: dict[str, tuple[Any, NodeView]] = {}  # node -> (resourceVersion, view)
+        self.fleet_cache: tuple[float, Any, Fleet] | None = None  # (when, own pending writes, fleet)
+        self.quarantined_cache: tuple[Fleet, frozenset[str]] | None = None
         self.pending: dict[str, tuple[tuple[Key, ...], float]] = {}
         self.released: dict[str, float] = {}
         self.releasing: set[str] = set()
@@ -252,8 +255,18 @@ class HealthController:
             if self.tc(key) is not None
         ]
 
-    def fleet(self) -> Fleet:
+    def fleet(self, fresh: bool = True) -> Fleet:
+        """The fleet as the watch caches and this process' own recent writes show it.
+
+        ``fresh=False`` (status reports, which run for every cluster) may return the fleet built up to
+        FLEET_CACHE_SECONDS ago, unless this process' own pending quarantines or releases changed since; a
+        decision to quarantine always builds it anew."""
         now = time.monotonic()
+        mine = (tuple(self.pending.items()), tuple(self.released.items()))
+        if not fresh and self.fleet_cache is not None:
+            at, seen, cached = self.fleet_cache
+            if now - at < FLEET_CACHE_SECONDS and seen == mine:
+                return cached
         for name, (_keys, at) in list(self.pending.items()):
             body = self.node_body(name)
             if now - at > PENDING_SECONDS or (body is not None and view_node(body).quarantined):
@@ -262,13 +275,15 @@ class HealthController:
             body = self.node_body(name)
             if now - at > PENDING_SECONDS or (body is not None and not view_node(body).quarantined):
                 del self.released[name]
-        return build_fleet(
+        fleet = build_fleet(
             self.views(),
             self.settings,
             self.cluster_nodes(),
             {n: keys for n, (keys, _at) in self.pending.items()},
             self.released,
         )
+        self.fleet_cache = (now, (tuple(self.pending.items()), tuple(self.released.items())), fleet)
+        return fleet
 
     # ---- small helpers ----
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -820,7 +835,7 @@ class HealthController:
             return Result.forget()
         status = dict(tc.get("status") or {})
         policy = self.policy(key)
-        fleet = self.fleet()
+        fleet = self.fleet(fresh=False)
         breaker = self.breakers.get(key)
         if breaker is None and status.get("circuitBreaker"):
             breaker = Breaker.from_status(status["circuitBreaker"])
@@ -903,7 +918,10 @@ def quarantined_nodes() -> frozenset[str]:
     ctx = CONTEXT
     if ctx is None:
         return frozenset()
-    return frozenset(v.name for v in ctx.views() if v.quarantined)
+    fleet = ctx.fleet(fresh=False)
+    if ctx.quarantined_cache is None or ctx.quarantined_cache[0] is not fleet:
+        ctx.quarantined_cache = (fleet, frozenset(name for name, v in fleet.nodes.items() if v.quarantined))
+    return ctx.quarantined_cache[1]
 
 
 # ---- handlers ------------------------------------------------------------------------------------------

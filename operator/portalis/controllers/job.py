@@ -33,6 +33,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
+from portalis.controllers.caches import JOBS, ObjectCache
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
 from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
@@ -67,22 +68,10 @@ PLAN_CACHE_SIZE = 256
 # ---- watch caches and events ------------------------------------------------------------------------------
 
 
-@kopf.index(GROUP, VERSION, "translationjobs")
-def tj_by_key(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(namespace or "", name): dict(body)}
-
-
-@kopf.index(GROUP, VERSION, "translationjobs")
-def tj_by_cluster(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Key, Key]:
-    ref = spec.get("clusterRef") or {}
-    return {(ref.get("namespace") or namespace or "", ref.get("name", "")): (namespace or "", name)}
-
-
 @dataclass
 class JobContext:
     controller: Controller
-    jobs: kopf.Index[Key, dict[str, Any]]
-    jobs_by_cluster: kopf.Index[Key, Key]
+    jobs: ObjectCache
     clusters: kopf.Index[Key, dict[str, Any]]
     kube: Kube
     connections: Connections
@@ -95,6 +84,7 @@ class JobContext:
     deleted: dict[Key, tuple[str, Key]] = field(default_factory=dict)  # job -> (uid, cluster), until cleaned up
     suspects: dict[Key, set[str]] = field(default_factory=dict)  # cluster -> uids without a job at the last sweep
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    waiting: dict[Key, tuple[float, int]] = field(default_factory=dict)  # cluster -> (when read, items waiting)
     cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
 
 
@@ -110,9 +100,13 @@ def enqueue(key: Key) -> None:
 def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
     """A job's spec, deletion or arrival needs a look; its status is this controller's own writing, so a
     change of status alone (every status patch comes back as an event) does not."""
+    key = (namespace or "", name)
+    if type == "DELETED":
+        JOBS.delete(key)
+    else:
+        JOBS.put(key, dict(body))
     if CONTEXT is None:
         return
-    key = (namespace or "", name)
     if type == "DELETED":  # the reconcile that finds it gone removes its items from the queue
         ref = (body.get("spec") or {}).get("clusterRef") or {}
         uid = str((body.get("metadata") or {}).get("uid") or "")
@@ -129,7 +123,7 @@ def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None
 def enqueue_jobs_of(cluster_key: Key) -> None:
     if CONTEXT is None:
         return
-    for job_key in CONTEXT.jobs_by_cluster.get(cluster_key) or []:
+    for job_key in CONTEXT.jobs.group(cluster_key):
         CONTEXT.controller.enqueue(job_key)
 
 
@@ -137,8 +131,8 @@ def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
     """Items of these jobs (uids) finished: report them now rather than at their next resync."""
     if CONTEXT is None:
         return
-    for job_key in CONTEXT.jobs_by_cluster.get(cluster_key) or []:
-        body = first(CONTEXT.jobs, job_key)
+    for job_key in CONTEXT.jobs.group(cluster_key):
+        body = CONTEXT.jobs.get(job_key)
         if body is not None and (body.get("metadata") or {}).get("uid") in uids:
             CONTEXT.controller.enqueue(job_key)
 
@@ -162,10 +156,8 @@ def tj_cluster_event(namespace: str | None, name: str, body: kopf.Body, type: st
 async def tj_controller_start(**kwargs: Any) -> None:
     global CONTEXT
     kube = Kube.shared()
-    controller = Controller("translationjob", reconcile, workers=48, observe=metrics.observe_reconcile)
-    CONTEXT = JobContext(
-        controller, kwargs["tj_by_key"], kwargs["tj_by_cluster"], kwargs["tc_by_key"], kube, Connections.shared(kube)
-    )
+    controller = Controller("translationjob", reconcile, workers=32, observe=metrics.observe_reconcile)
+    CONTEXT = JobContext(controller, JOBS, kwargs["tc_by_key"], kube, Connections.shared(kube))
     controller.start()
     CONTEXT.tasks.append(asyncio.create_task(sweep_queues(CONTEXT), name="portalis-job-sweep"))
     cluster_controller.PROGRESS_LISTENERS.append(enqueue_progressed)
@@ -240,7 +232,7 @@ async def reconcile(key: Key) -> Result:
 async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
     ctx = CONTEXT
     assert ctx is not None
-    body = first(ctx.jobs, key)
+    body = ctx.jobs.get(key)
     gone = ctx.deleted.pop(key, None)
     if gone is not None and (body is None or (body.get("metadata") or {}).get("uid") != gone[0]):
         # deleted (and perhaps created again under the same name since): its items leave the queue
@@ -381,7 +373,10 @@ async def _drive(
     finished_items = stats.done + stats.failed
     in_flight = await asyncio.to_thread(_in_flight, conns, job)
     total = len(plan)
-    if not holding and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items):
+    if (
+        not holding and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items)
+        and await _queue_idle(ctx, spec, job, conns)
+    ):  # fmt: skip
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         if requeued:
             message = f"No progress for {STALL_SECONDS:.0f}s and nothing in flight: re-queued {requeued} items."
@@ -577,6 +572,20 @@ def _in_flight(conns: ClusterConnections, job: Job) -> int:
     )
 
 
+async def _queue_idle(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> bool:
+    """No item waits in the cluster's queue: a job without progress is then missing items, not waiting its
+    turn behind other jobs' items (looking for its own entries means reading the whole queue, so it is not
+    done for each of thousands of waiting jobs). Read at most once a second per cluster."""
+    cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    now = time.monotonic()
+    known = ctx.waiting.get(cluster)
+    if known is None or now - known[0] > 1.0:
+        depth = await asyncio.to_thread(conns.queue.depth)
+        known = (now, sum(d.waiting for d in depth))
+        ctx.waiting[cluster] = known
+    return known[1] == 0
+
+
 def _stalled(ctx: JobContext, job: Job, finished: int) -> bool:
     now = time.monotonic()
     last = ctx.progress_at.get(job.uid)
@@ -649,8 +658,9 @@ def _forget_memory(ctx: JobContext, uid: str) -> None:
 
 async def sweep_queues(ctx: JobContext) -> None:
     """Every SWEEP_SECONDS, remove from each cluster's queue the jobs that no longer exist: those deleted while
-    the operator was down or whose queue could not be reached then. kopf runs this only once every job and
-    cluster has been indexed, and a uid is removed only when two sweeps in a row found no job for it."""
+    the operator was down or whose queue could not be reached then. The watch cache can be short of jobs (just
+    after a start, while the listing is being read), so a uid is removed only when two sweeps in a row found no
+    job for it there and the API server, asked by name, has none with that uid either."""
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         for cluster in list(ctx.clusters.keys()):
@@ -669,13 +679,18 @@ async def _sweep_cluster(ctx: JobContext, cluster: Key) -> None:
     held = await asyncio.to_thread(conns.queue.job_uids)
     live = {
         str((body.get("metadata") or {}).get("uid"))
-        for job_key in ctx.jobs_by_cluster.get(cluster) or []
-        if (body := first(ctx.jobs, job_key)) is not None
+        for job_key in ctx.jobs.group(cluster)
+        if (body := ctx.jobs.get(job_key)) is not None
     }
-    remove, suspects = orphaned_jobs(held, live, ctx.suspects.get(cluster, set()))
+    remove, suspects = orphaned_jobs(set(held), live, ctx.suspects.get(cluster, set()))
     ctx.suspects[cluster] = suspects
     for uid in remove:
-        await _forget_in_queue(ctx, cluster, uid, f"job {uid} no longer exists")
+        namespace, _, name = held[uid].partition("/")
+        ref = Ref(TJ_API_VERSION, "TranslationJob", namespace, name, uid)
+        found = await asyncio.to_thread(ctx.kube.get, ref) if namespace and name else None
+        if found is not None and (found.get("metadata") or {}).get("uid") == uid:
+            continue  # the API server still has it: the watch cache is behind, not the job gone
+        await _forget_in_queue(ctx, cluster, uid, f"job {held[uid]} ({uid}) no longer exists")
 
 
 async def _event(ctx: JobContext, job: Job, type_: str, reason: str, message: str) -> None:

@@ -11,7 +11,7 @@ import kopf
 
 from portalis import GROUP
 
-IO_THREADS = 128
+IO_THREADS = 64
 
 
 @kopf.on.startup()

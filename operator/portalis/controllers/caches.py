@@ -1,0 +1,62 @@
+"""Watch caches that Portalis keeps itself, for kinds that can number in the tens of thousands.
+
+kopf's indexes hold back every handler until each indexed object has been indexed, and that start-up barrier
+costs time quadratic in the number of objects (each object adds a toggle that wakes every waiting worker). The
+few kinds of which there are many (TranslationJobs) are cached here instead, from the watch events the
+controllers already receive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Key = tuple[str, str]
+
+
+class ObjectCache:
+    """Object bodies by (namespace, name), and their keys grouped by a second key (a job's cluster)."""
+
+    def __init__(self, group_of: Callable[[Key, dict[str, Any]], Key]) -> None:
+        self._group_of = group_of
+        self._bodies: dict[Key, dict[str, Any]] = {}
+        self._groups: dict[Key, set[Key]] = {}
+        self._group_by_key: dict[Key, Key] = {}
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        return self._bodies.get(key)
+
+    def group(self, group: Key) -> list[Key]:
+        return sorted(self._groups.get(group) or ())
+
+    def put(self, key: Key, body: dict[str, Any]) -> None:
+        self._drop_group(key)
+        group = self._group_of(key, body)
+        self._bodies[key] = body
+        self._group_by_key[key] = group
+        self._groups.setdefault(group, set()).add(key)
+
+    def delete(self, key: Key) -> None:
+        self._drop_group(key)
+        self._bodies.pop(key, None)
+
+    def _drop_group(self, key: Key) -> None:
+        old = self._group_by_key.pop(key, None)
+        if old is not None:
+            members = self._groups.get(old)
+            if members is not None:
+                members.discard(key)
+                if not members:
+                    del self._groups[old]
+
+
+def cluster_of_job(key: Key, body: dict[str, Any]) -> Key:
+    """The TranslationCluster a job names (its own namespace unless clusterRef gives another)."""
+    ref = (body.get("spec") or {}).get("clusterRef") or {}
+    return (ref.get("namespace") or key[0], ref.get("name") or "")
+
+
+JOBS = ObjectCache(cluster_of_job)
