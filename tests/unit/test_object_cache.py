@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portalis.controllers.caches import ObjectCache, cluster_of_job
+from portalis.controllers.caches import ObjectCache, cluster_of_job, slim
 
 
 def job(cluster: str, namespace: str | None = None, uid: str = "u") -> dict[str, Any]:
@@ -33,3 +33,10 @@ def test_a_deleted_or_recreated_job_leaves_its_old_group() -> None:
     cache.delete(("ns", "j"))
     cache.delete(("ns", "j"))
     assert cache.get(("ns", "j")) is None and cache.group(("ns", "new")) == [] and len(cache) == 0
+
+
+def test_cached_bodies_leave_out_managed_fields_without_touching_the_watched_object() -> None:
+    body = {"metadata": {"name": "j", "uid": "u", "managedFields": [{"manager": "kubectl"}]}, "spec": {"a": 1}}
+    kept = slim(body)
+    assert kept == {"metadata": {"name": "j", "uid": "u"}, "spec": {"a": 1}}
+    assert body["metadata"]["managedFields"] == [{"manager": "kubectl"}]

@@ -8,10 +8,20 @@ controllers already receive.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 Key = tuple[str, str]
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A body to keep in a watch cache: without ``metadata.managedFields``, which no controller reads and which
+    is often the largest part of an object (an entry per writer, each with the fields it set)."""
+    out = dict(body)
+    meta = dict(out.get("metadata") or {})
+    meta.pop("managedFields", None)
+    out["metadata"] = meta
+    return out
 
 
 class ObjectCache:

@@ -28,7 +28,7 @@ from portalis.clients.connections import ClusterConnections, Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import QueueDepth, RedisQueue
 from portalis.controllers import health
-from portalis.controllers.caches import JOBS, ObjectCache
+from portalis.controllers.caches import JOBS, ObjectCache, slim
 from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
@@ -37,6 +37,7 @@ from portalis.desired.cluster_status import (
     ClusterObservation,
     PodView,
     compute_cluster_status,
+    only_figures_changed,
     status_changed,
     view_pod,
 )
@@ -52,6 +53,7 @@ GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
 DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
 METER_SECONDS = 5.0
+FIGURES_SECONDS = 5.0  # a status change of queue figures alone is written at most this often
 QUEUE_RETRY_SECONDS = 10.0
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
@@ -62,17 +64,17 @@ Indexed = dict[Key, dict[str, Any]]
 
 @kopf.index(GROUP, VERSION, "translationclusters")
 def tc_by_key(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Indexed:
-    return {(namespace or "", name): dict(body)}
+    return {(namespace or "", name): slim(body)}
 
 
 @kopf.index("ray.io", "v1", "rayclusters", labels={CLUSTER_LABEL: kopf.PRESENT})
 def raycluster_by_owner(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Indexed:
-    return {(namespace or "", labels[CLUSTER_LABEL]): dict(body)}
+    return {(namespace or "", labels[CLUSTER_LABEL]): slim(body)}
 
 
 @kopf.index("kubernetes.dask.org", "v1", "daskclusters", labels={CLUSTER_LABEL: kopf.PRESENT})
 def daskcluster_by_owner(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Indexed:
-    return {(namespace or "", labels[CLUSTER_LABEL]): dict(body)}
+    return {(namespace or "", labels[CLUSTER_LABEL]): slim(body)}
 
 
 @kopf.index("v1", "nodes")
@@ -82,7 +84,7 @@ def node_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str,
 
 @kopf.index("v1", "pods", labels={CLUSTER_LABEL: kopf.PRESENT})
 def pods_by_owner(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Indexed:
-    return {(namespace or "", labels[CLUSTER_LABEL]): dict(body)}
+    return {(namespace or "", labels[CLUSTER_LABEL]): slim(body)}
 
 
 # ---- events only enqueue ------------------------------------------------------------------------------
@@ -101,6 +103,7 @@ class ClusterContext:
     backlogs: dict[Key, int] = field(default_factory=dict)
     queue_errors: dict[Key, tuple[str, float]] = field(default_factory=dict)  # message, when
     replicas: dict[Key, int] = field(default_factory=dict)
+    status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
     nodes: kopf.Index[str, dict[str, str]] | None = None
     jobs: ObjectCache = JOBS
     meter: Meter = field(default_factory=Meter)
@@ -177,7 +180,7 @@ async def reconcile(key: Key) -> Result:
     if tc is None or tc.get("metadata", {}).get("deletionTimestamp"):
         ctx.controller.forget(key)
         metrics.forget_cluster(*key)
-        for memory in (ctx.replicas, ctx.histories, ctx.backlogs, ctx.queue_errors, ctx.budgets):
+        for memory in (ctx.replicas, ctx.histories, ctx.backlogs, ctx.queue_errors, ctx.budgets, ctx.status_written):
             memory.pop(key, None)
         return Result.forget()
     meta = tc["metadata"]
@@ -265,16 +268,23 @@ async def reconcile(key: Key) -> Result:
     metrics.WORKERS_DESIRED.labels(*key).set(replicas)
     metrics.WORKERS_READY.labels(*key).set(new_status["workers"]["ready"])
     metrics.GPUS_ALLOCATED.labels(*key).set(new_status["gpus"]["allocated"])
+    deferred = None
     if status_changed(status, new_status):
-        await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
-        await _record_transitions(ctx, ref, status, new_status)
+        since = time.monotonic() - ctx.status_written.get(key, float("-inf"))
+        if only_figures_changed(status, new_status) and since < FIGURES_SECONDS:
+            deferred = FIGURES_SECONDS - since  # queue figures alone: written at most every FIGURES_SECONDS
+        else:
+            await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
+            ctx.status_written[key] = time.monotonic()
+            await _record_transitions(ctx, ref, status, new_status)
     if first_apply:
         return Result(requeue_after=0.0)
+    after = [deferred] if deferred is not None else []
     if scale.decision is not None and not scale.decision.settled:
-        return Result(requeue_after=1.0)  # look again when the stabilization window may have passed
+        after.append(1.0)  # look again when the stabilization window may have passed
     if budget is not None and new_status["gpus"]["allocated"]:
-        return Result(requeue_after=METER_SECONDS)  # spend grows while GPUs are held
-    return Result()
+        after.append(METER_SECONDS)  # spend grows while GPUs are held
+    return Result(requeue_after=min(after)) if after else Result()
 
 
 async def _apply(

@@ -42,6 +42,7 @@ from portalis.clients.connections import Connections
 from portalis.clients.inflight import release_held_by
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.nodes import Eviction, NodeClient
+from portalis.controllers.caches import slim
 from portalis.controllers.runtime import Controller, Key, Result
 from portalis.desired.conditions import format_time
 from portalis.desired.health import (
@@ -116,7 +117,7 @@ class WorkerPod:
 
 @kopf.index("v1", "nodes")
 async def health_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: dict(body)}
+    return {name: slim(body)}
 
 
 @kopf.index("v1", "pods", labels={CLUSTER_LABEL: kopf.PRESENT})
@@ -132,7 +133,7 @@ async def health_pods_by_node(
 
 @kopf.index(GROUP, VERSION, "translationclusters")
 async def health_clusters(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(namespace or "", name): dict(body)}
+    return {(namespace or "", name): slim(body)}
 
 
 @kopf.index("ray.io", "v1", "rayclusters", labels={CLUSTER_LABEL: kopf.PRESENT})

@@ -33,7 +33,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
-from portalis.controllers.caches import JOBS, ObjectCache
+from portalis.controllers.caches import JOBS, ObjectCache, slim
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
 from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
@@ -104,7 +104,7 @@ def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None
     if type == "DELETED":
         JOBS.delete(key)
     else:
-        JOBS.put(key, dict(body))
+        JOBS.put(key, slim(body))
     if CONTEXT is None:
         return
     if type == "DELETED":  # the reconcile that finds it gone removes its items from the queue

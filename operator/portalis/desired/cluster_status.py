@@ -171,3 +171,16 @@ def compute_cluster_status(
 def status_changed(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
     """True when any field of ``desired`` differs from what status holds now."""
     return any(existing.get(k) != v for k, v in desired.items())
+
+
+def only_figures_changed(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """True when ``desired`` differs from status only in figures that move with every item (queue depth and
+    age, busy workers): worth writing every few seconds, not on every look."""
+
+    def without_figures(status: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in status.items() if k != "queue"}
+        if isinstance(out.get("workers"), dict):
+            out["workers"] = {k: v for k, v in out["workers"].items() if k != "busy"}
+        return out
+
+    return status_changed(existing, desired) and not status_changed(without_figures(existing), without_figures(desired))

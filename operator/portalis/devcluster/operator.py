@@ -70,6 +70,7 @@ class OperatorProcess:
         if extra_env is not None:
             self.extra_env = dict(extra_env)
         env = self.kube.env()
+        env.setdefault("MALLOC_ARENA_MAX", "2")  # as the operator image sets it
         env.update(self.extra_env)
         argv = [
             sys.executable, "-m", "portalis", "operator", "run", "--health-host", "127.0.0.1",
