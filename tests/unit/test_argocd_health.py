@@ -212,6 +212,7 @@ def test_live_cluster_statuses() -> None:
     assert verdict(ClusterObservation("h", False, False, 1, [])) == "Progressing"
     assert verdict(ClusterObservation("h", True, False, 2, [head, ok, short])) == "Degraded"
     assert verdict(ClusterObservation("h", True, True, 0, []), suspend=True) == "Suspended"
+    assert verdict(ClusterObservation("h", False, False, 1, [], refused="The apiserver refused it")) == "Degraded"
 
 
 def test_live_job_statuses() -> None:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from portalis import GROUP, VERSION, metrics
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
 from portalis.clients.connections import ClusterConnections, Connections
-from portalis.clients.kube import Kube, Ref
+from portalis.clients.kube import Kube, Ref, rejection
 from portalis.clients.queue import QueueDepth
 from portalis.controllers import health
 from portalis.controllers.metering import Meter, budget_conditions, meter
@@ -52,6 +52,8 @@ DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
 METER_SECONDS = 5.0
 QUEUE_RETRY_SECONDS = 10.0
+REFUSED_RETRY_SECONDS = 60.0  # a backend object the apiserver refused is tried again this often, or on a change
+MESSAGE_LIMIT = 1024
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
 
@@ -235,10 +237,12 @@ async def reconcile(key: Key) -> Result:
         DESIRED_HASH_ANNOTATION: desired_hash(desired),
     }
 
+    refused: str | None = None
     if observed is None or not is_subset(desired, observed):
         existed = bool(status.get("rayClusterName") or status.get("daskClusterName"))
-        await _apply(ctx, ref, desired, observed, generation, existed)
-        observed = desired
+        refused = await _apply(ctx, ref, desired, observed, generation, existed)
+        if refused is None:
+            observed = desired
 
     ctx.replicas[key] = replicas
     if scale.decision is not None and scale.decision.changed(current):
@@ -251,6 +255,7 @@ async def reconcile(key: Key) -> Result:
         desired_workers=replicas,
         pods=pods,
         quarantined_nodes=health.quarantined_nodes(),
+        refused=refused,
     )
     new_status = compute_cluster_status(spec, generation, status, obs, now)
     if budget is not None and (spec.budget is not None or spec.pricing is not None):
@@ -269,6 +274,8 @@ async def reconcile(key: Key) -> Result:
     if status_changed(status, new_status):
         await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
         await _record_transitions(ctx, ref, status, new_status)
+    if refused is not None:
+        return Result(requeue_after=REFUSED_RETRY_SECONDS)  # a change to the spec is looked at at once
     if first_apply:
         return Result(requeue_after=0.0)
     if scale.decision is not None and not scale.decision.settled:
@@ -285,7 +292,8 @@ async def _apply(
     observed: dict[str, Any] | None,
     generation: int,
     existed: bool,
-) -> None:
+) -> str | None:
+    """Apply the backend object and record what changed; returns why the apiserver refused it, if it did."""
     kind = desired["kind"]
     name = desired["metadata"]["name"]
     if observed is None and existed:
@@ -312,10 +320,19 @@ async def _apply(
         else:
             reason, event_type = "Updated", "Normal"
             message = f"Updated {kind} {name} for generation {generation}: {', '.join(paths[:5])}"
-    await asyncio.to_thread(ctx.kube.apply, desired)
+    try:
+        await asyncio.to_thread(ctx.kube.apply, desired)
+    except Exception as exc:
+        refused = rejection(exc)
+        if refused is None:
+            raise  # the apiserver could not be reached or had trouble: retried with back-off
+        # the spec makes an object the apiserver refuses; the status says so and the next spec change retries
+        metrics.APPLIES.labels(kind, "Refused").inc()
+        return f"The apiserver refused the {kind} {name} made from this spec: {refused[:MESSAGE_LIMIT]}"
     metrics.APPLIES.labels(kind, reason).inc()
     log.info("%s/%s: %s", ref.namespace, ref.name, message)
     await asyncio.to_thread(ctx.kube.event, ref, event_type, reason, message)
+    return None
 
 
 async def _record_transitions(ctx: ClusterContext, ref: Ref, old: dict[str, Any], new: dict[str, Any]) -> None:

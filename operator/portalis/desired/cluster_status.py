@@ -81,6 +81,7 @@ class ClusterObservation:
     desired_workers: int
     pods: list[PodView] = field(default_factory=list)
     quarantined_nodes: frozenset[str] = frozenset()
+    refused: str | None = None  # why the apiserver refused the backend object made from the spec
 
 
 def _placement(spec: TranslationClusterSpec) -> str:
@@ -113,6 +114,11 @@ def compute_cluster_status(
     suspended = ConditionUpdate("Suspended", FALSE, "Running", "")
     if spec.suspend:
         suspended = ConditionUpdate("Suspended", TRUE, "Suspended", "spec.suspend is true: no head or workers run.")
+    if obs.refused is not None:
+        # nothing below can follow the spec until the backend object is accepted, suspending included
+        ready = ConditionUpdate("Ready", FALSE, "BackendRefused", obs.refused)
+        degraded = ConditionUpdate("Degraded", TRUE, "BackendRefused", obs.refused)
+    elif spec.suspend:
         ready = ConditionUpdate("Ready", FALSE, "Suspended", "The cluster is suspended; set spec.suspend to false.")
     elif not obs.backend_exists:
         ready = ConditionUpdate("Ready", FALSE, "Creating", f"Creating {kind} {obs.backend_name}.")
@@ -143,7 +149,9 @@ def compute_cluster_status(
         names = ", ".join(sorted(p.name for p in failing)[:5])
         degraded = ConditionUpdate("Degraded", TRUE, "WorkersFailing", f"Worker pods failing: {names}.")
 
-    if spec.suspend:
+    if obs.refused is not None:
+        phase_text = "Degraded"
+    elif spec.suspend:
         phase_text = "Suspended"
     elif ready.status == TRUE:
         phase_text = "Ready"
