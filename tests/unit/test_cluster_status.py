@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
-from portalis.desired.cluster_status import ClusterObservation, PodView, compute_cluster_status
+from portalis.desired.cluster_status import ClusterObservation, PodView, QueueProblem, compute_cluster_status
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 SPEC = TranslationClusterSpec.model_validate(
@@ -42,3 +42,23 @@ def test_an_accepted_backend_object_clears_the_report() -> None:
     fixed = compute_cluster_status(SPEC, 2, refused, ClusterObservation("tc", True, False, 1, [HEAD, WORKER]), NOW)
     assert fixed["phase"] == "Ready"
     assert conditions(fixed)["Degraded"][:2] == ("False", "AsExpected")
+
+
+def test_a_queue_that_cannot_be_read_makes_the_cluster_degraded_and_says_why() -> None:
+    why = "The cluster's Redis does not answer: Timeout reading from socket. The operator keeps the worker count ..."
+    obs = ClusterObservation("tc", True, False, 1, [HEAD, WORKER], queue_problem=QueueProblem("QueueUnavailable", why))
+    status = compute_cluster_status(SPEC, 1, {}, obs, NOW)
+    assert conditions(status)["Degraded"] == ("True", "QueueUnavailable", why)
+    assert conditions(status)["Ready"][:2] == ("True", "ClusterReady")  # the pods are fine; scaling is not
+
+
+def test_a_missing_secret_is_named_by_its_own_reason() -> None:
+    problem = QueueProblem("SecretNotFound", "Secret ns/portalis-redis does not exist; create it with key url")
+    obs = ClusterObservation("tc", True, False, 1, [HEAD, WORKER], queue_problem=problem)
+    assert conditions(compute_cluster_status(SPEC, 1, {}, obs, NOW))["Degraded"][:2] == ("True", "SecretNotFound")
+
+
+def test_missing_gpus_come_before_the_queue() -> None:
+    short = PodView("tc-w1", "worker", "Pending", False, False, 0, None, unschedulable_message="0/4 nodes fit.")
+    obs = ClusterObservation("tc", True, False, 1, [HEAD, short], queue_problem=QueueProblem("QueueUnavailable", "x"))
+    assert conditions(compute_cluster_status(SPEC, 1, {}, obs, NOW))["Degraded"][1] == "InsufficientGPUs"

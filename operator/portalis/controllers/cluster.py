@@ -17,24 +17,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
+from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 
 from portalis import GROUP, VERSION, metrics
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
-from portalis.clients.connections import ClusterConnections, Connections
+from portalis.clients.connections import ClusterConnections, ConnectionError_, Connections
 from portalis.clients.kube import Kube, Ref, rejection
 from portalis.clients.queue import QueueDepth
 from portalis.controllers import health
 from portalis.controllers.metering import Meter, budget_conditions, meter
+from portalis.controllers.redis_gate import RedisGate, Unreachable
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
 from portalis.desired.budget import BudgetState, budget_status
 from portalis.desired.cluster_status import (
     ClusterObservation,
     PodView,
+    QueueProblem,
     compute_cluster_status,
     status_changed,
     view_pod,
@@ -51,7 +55,7 @@ GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
 DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
 METER_SECONDS = 5.0
-QUEUE_RETRY_SECONDS = 10.0
+QUEUE_RETRY_SECONDS = 10.0  # a cluster whose queue failed is looked at again this often
 REFUSED_RETRY_SECONDS = 60.0  # a backend object the apiserver refused is tried again this often, or on a change
 MESSAGE_LIMIT = 1024
 TC_API_VERSION = f"{GROUP}/{VERSION}"
@@ -100,7 +104,7 @@ class ClusterContext:
     connections: Connections
     histories: dict[Key, History] = field(default_factory=dict)
     backlogs: dict[Key, int] = field(default_factory=dict)
-    queue_errors: dict[Key, tuple[str, float]] = field(default_factory=dict)  # message, when
+    queue_errors: dict[Key, QueueError] = field(default_factory=dict)  # the last failure, until a read succeeds
     replicas: dict[Key, int] = field(default_factory=dict)
     nodes: kopf.Index[str, dict[str, str]] | None = None
     jobs: kopf.Index[Key, dict[str, Any]] | None = None
@@ -108,6 +112,16 @@ class ClusterContext:
     meter: Meter = field(default_factory=Meter)
     budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    redis: RedisGate = field(default_factory=RedisGate.shared)
+
+
+@dataclass(frozen=True)
+class QueueError:
+    """Why a cluster's queue could not be used, and when (``time.monotonic()``)."""
+
+    reason: str
+    message: str
+    at: float
 
 
 CONTEXT: ClusterContext | None = None
@@ -256,6 +270,7 @@ async def reconcile(key: Key) -> Result:
         pods=pods,
         quarantined_nodes=health.quarantined_nodes(),
         refused=refused,
+        queue_problem=queue_problem(ctx, key),
     )
     new_status = compute_cluster_status(spec, generation, status, obs, now)
     if budget is not None and (spec.budget is not None or spec.pricing is not None):
@@ -278,6 +293,8 @@ async def reconcile(key: Key) -> Result:
         return Result(requeue_after=REFUSED_RETRY_SECONDS)  # a change to the spec is looked at at once
     if first_apply:
         return Result(requeue_after=0.0)
+    if key in ctx.queue_errors:
+        return Result(requeue_after=QUEUE_RETRY_SECONDS)  # level-triggered: look again, the queue may be back
     if scale.decision is not None and not scale.decision.settled:
         return Result(requeue_after=1.0)  # look again when the stabilization window may have passed
     if budget is not None and new_status["gpus"]["allocated"]:
@@ -336,10 +353,11 @@ async def _apply(
 
 
 async def _record_transitions(ctx: ClusterContext, ref: Ref, old: dict[str, Any], new: dict[str, Any]) -> None:
-    """Log every condition change; raise an Event when the cluster turns Ready or Degraded."""
-    before = {c.get("type"): c.get("status") for c in old.get("conditions") or []}
+    """Log every condition change; raise an Event when the cluster turns Ready or Degraded, or is Degraded (or over
+    a budget) for another reason: a new problem gets its own Event even while the condition stays True."""
+    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in old.get("conditions") or []}
     for c in new.get("conditions") or []:
-        if before.get(c["type"]) == c["status"]:
+        if before.get(c["type"]) == (c["status"], c["reason"]):
             continue
         log.info("%s/%s: %s=%s (%s) %s", ref.namespace, ref.name, c["type"], c["status"], c["reason"],
                  c["message"])  # fmt: skip
@@ -400,11 +418,9 @@ async def _scale(
         return ScaleObservation(None)
     try:
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-        depth, heartbeats = await asyncio.to_thread(_read_queue, conns)
+        depth, heartbeats = await ctx.redis.call(conns.queue.r, partial(_read_queue, conns), wake=_waker(ctx, key))
     except Exception as exc:  # the queue is down or its Secret is missing: keep the worker count
-        if ctx.queue_errors.get(key, ("", 0.0))[0] != str(exc):
-            log.warning("%s/%s: queue unavailable, not scaling: %s", key[0], key[1], exc)
-        ctx.queue_errors[key] = (str(exc), time.monotonic())
+        remember_queue_error(ctx, key, exc, "not scaling")
         return ScaleObservation(None)
     ctx.queue_errors.pop(key, None)
     backlog = sum(d.waiting + d.in_flight for d in depth)
@@ -436,7 +452,38 @@ def queue_worth_trying(ctx: ClusterContext, key: Key) -> bool:
     """An unreachable queue is retried every QUEUE_RETRY_SECONDS, not on every reconcile: connect timeouts would
     tie up the workers that other clusters need."""
     failed = ctx.queue_errors.get(key)
-    return failed is None or time.monotonic() - failed[1] >= QUEUE_RETRY_SECONDS
+    return failed is None or time.monotonic() - failed.at >= QUEUE_RETRY_SECONDS
+
+
+def remember_queue_error(ctx: ClusterContext, key: Key, exc: BaseException, consequence: str) -> None:
+    """Keep why the cluster's queue could not be used, for its status; log it when it is new.
+
+    A server that has not answered a probe yet (``Unreachable`` without a message) says nothing new: whatever was
+    known before stays, and the cluster is looked at again when the probe ends.
+    """
+    if isinstance(exc, Unreachable):
+        if exc.message is None:
+            return
+        reason, message = "QueueUnavailable", exc.message
+    elif isinstance(exc, ConnectionError_):  # a Secret or a key in it is missing
+        reason, message = exc.reason, exc.message
+    elif isinstance(exc, ValueError | BotoCoreError):  # settings redis-py or boto3 refuse
+        reason, message = "StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}"
+    else:
+        reason, message = "QueueUnavailable", f"The cluster's Redis cannot be used: {exc}"
+    previous = ctx.queue_errors.get(key)
+    if previous is None or previous.message != message:
+        log.warning("%s/%s: queue unavailable, %s: %s", key[0], key[1], consequence, message)
+    ctx.queue_errors[key] = QueueError(reason, message[:MESSAGE_LIMIT], time.monotonic())
+
+
+def queue_problem(ctx: ClusterContext, key: Key) -> QueueProblem | None:
+    failed = ctx.queue_errors.get(key)
+    return None if failed is None else QueueProblem(failed.reason, failed.message)
+
+
+def _waker(ctx: ClusterContext, key: Key) -> Callable[[], None]:
+    return lambda: ctx.controller.enqueue(key)
 
 
 def _read_queue(conns: ClusterConnections) -> tuple[list[QueueDepth], dict[str, dict[str, Any]]]:
@@ -452,25 +499,35 @@ async def _record_scale(ctx: ClusterContext, ref: Ref, key: Key, current: int, d
 
 
 async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS) -> None:
-    """Look at every cluster's backlog every ``interval`` seconds; a change enqueues the cluster at once."""
+    """Look at every cluster's backlog every ``interval`` seconds; a change enqueues the cluster at once.
+
+    The clusters are read side by side, through the gate, so one Redis that stops answering delays nobody else.
+    """
     while True:
         await asyncio.sleep(interval)
-        for key in list(ctx.backlogs):
-            tc = first(ctx.clusters, key)
-            if tc is None:
-                ctx.backlogs.pop(key, None)
-                continue
-            try:
-                spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
-                conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-                backlog = await asyncio.to_thread(conns.queue.backlog)
-            except Exception:
+        keys = list(ctx.backlogs)
+        backlogs = await asyncio.gather(*(_read_backlog(ctx, key) for key in keys))
+        for key, backlog in zip(keys, backlogs, strict=True):
+            if backlog is None or key not in ctx.backlogs:
                 continue
             if backlog != ctx.backlogs.get(key):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
                 for listener in BACKLOG_LISTENERS:
                     listener(key)
+
+
+async def _read_backlog(ctx: ClusterContext, key: Key) -> int | None:
+    tc = first(ctx.clusters, key)
+    if tc is None:
+        ctx.backlogs.pop(key, None)
+        return None
+    try:
+        spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
+        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        return await ctx.redis.call(conns.queue.r, conns.queue.backlog)
+    except Exception:  # the next reconcile reports it
+        return None
 
 
 async def _budget(
@@ -494,10 +551,10 @@ async def _budget(
     workers = [p for p in pods if (p.get("metadata", {}).get("labels") or {}).get("portalis.dev/role") == "worker"]
     try:
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-        state = await asyncio.to_thread(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
+        run = partial(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
+        state = await ctx.redis.call(conns.queue.r, run, wake=_waker(ctx, key))
     except Exception as exc:
-        log.warning("%s/%s: metering failed: %s", key[0], key[1], exc)
-        ctx.queue_errors[key] = (str(exc), time.monotonic())
+        remember_queue_error(ctx, key, exc, "not metering")
         return cached[1] if cached is not None else None
     ctx.budgets[key] = (time.monotonic(), state)
     return state

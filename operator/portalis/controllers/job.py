@@ -32,6 +32,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
+from portalis.controllers.redis_gate import RedisGate
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
 from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
@@ -84,6 +85,7 @@ class JobContext:
     progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     counted: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    redis: RedisGate = field(default_factory=RedisGate.shared)
 
 
 CONTEXT: JobContext | None = None
@@ -245,10 +247,16 @@ async def reconcile(key: Key) -> Result:
         problem = Problem("StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}", False)
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
+    down = ctx.redis.down(conns.queue.r)
+    if down is not None:  # a Redis that timed out or refused connections lately: not called again before its time
+        problem = Problem("QueueUnavailable", down, False)
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+
     await _ensure_finalizer(ctx, job)
     try:
         obs = await _drive(ctx, job, spec, tc, tc_body, conns, now)
     except redis.RedisError as exc:
+        ctx.redis.report(conns.queue.r, exc)
         problem = Problem("QueueUnavailable", f"The cluster's Redis cannot be used: {exc}", False)
         obs = JobObservation(problem=problem, created=created)
     except StoreError as exc:

@@ -72,6 +72,14 @@ def view_pod(pod: dict[str, Any]) -> PodView:
 
 
 @dataclass(frozen=True)
+class QueueProblem:
+    """Why the cluster's queue (its Redis) could not be read: the cluster then neither scales nor meters."""
+
+    reason: str  # QueueUnavailable, StorageOrQueueInvalid, SecretNotFound, SecretKeyNotFound
+    message: str
+
+
+@dataclass(frozen=True)
 class ClusterObservation:
     """Everything observed about one TranslationCluster's backend."""
 
@@ -82,6 +90,7 @@ class ClusterObservation:
     pods: list[PodView] = field(default_factory=list)
     quarantined_nodes: frozenset[str] = frozenset()
     refused: str | None = None  # why the apiserver refused the backend object made from the spec
+    queue_problem: QueueProblem | None = None
 
 
 def _placement(spec: TranslationClusterSpec) -> str:
@@ -145,6 +154,8 @@ def compute_cluster_status(
             "Ready", TRUE, "ClusterReady",
             f"Head and {len(ready_workers)}/{obs.desired_workers} workers ready with {allocated} GPUs.",
         )  # fmt: skip
+    if obs.queue_problem is not None and degraded.status == FALSE:
+        degraded = ConditionUpdate("Degraded", TRUE, obs.queue_problem.reason, obs.queue_problem.message)
     if failing and degraded.status == FALSE:
         names = ", ".join(sorted(p.name for p in failing)[:5])
         degraded = ConditionUpdate("Degraded", TRUE, "WorkersFailing", f"Worker pods failing: {names}.")
