@@ -207,15 +207,28 @@ def test_any_character_in_the_spec_reaches_the_raycluster_unchanged(tc: Cluster)
     assert tc.get("tc", "h100")["status"]["observedGeneration"] == 1
 
 
-def test_a_backend_object_the_apiserver_refuses_is_reported(tc: Cluster) -> None:
-    """A 70-character name is a valid TranslationCluster name but not a valid label value, which the RayCluster
-    carries: the apiserver refuses the RayCluster, and the TranslationCluster says so instead of the operator
-    retrying with tracebacks."""
-    name = "n" * 70
-    tc.apply_example(EXAMPLES / "translationcluster-h100.yaml", {"metadata": {"name": name}})
+@pytest.mark.parametrize(
+    ("name", "patch", "why"),
+    [
+        # a valid TranslationCluster name, but not a valid label value, which the RayCluster carries (422)
+        ("n" * 70, {}, "metadata.labels"),
+        # podTemplate is free-form; a field the RayCluster's schema lacks fails server-side apply (a 500)
+        (
+            "extra",
+            {"spec": {"workers": {"podTemplate": {"metadata": {"extra": {"a": "b"}}}}}},
+            "not declared in schema",
+        ),
+    ],
+)
+def test_a_backend_object_the_apiserver_refuses_is_reported(
+    tc: Cluster, name: str, patch: dict[str, Any], why: str
+) -> None:
+    """The apiserver refuses the RayCluster made from the spec, and the TranslationCluster says so instead of the
+    operator retrying with tracebacks."""
+    tc.apply_example(EXAMPLES / "translationcluster-h100.yaml", {"metadata": {"name": name}, **patch})
     ready = wait_for(lambda: tc.condition_obj("tc", name, "Ready"), timeout=15)
     assert (ready["status"], ready["reason"]) == ("False", "BackendRefused"), ready
-    assert "refused the RayCluster" in ready["message"] and "metadata.labels" in ready["message"], ready
+    assert "refused the RayCluster" in ready["message"] and why in ready["message"], ready
     assert tc.condition("tc", name, "Degraded") == "True"
     assert tc.get("tc", name)["status"]["phase"] == "Degraded"
     assert wait_for(lambda: [e for e in tc.events("TranslationCluster", name) if e["reason"] == "BackendRefused"])

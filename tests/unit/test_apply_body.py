@@ -51,6 +51,14 @@ def test_rejection_reads_the_apiservers_message() -> None:
     exc = ApiException(status=400, reason="Bad Request")
     exc.body = "not json"
     assert rejection(exc) == "Bad Request"
+    exc = ApiException(status=500, reason="Internal Server Error")
+    exc.body = json.dumps(
+        {"message": "failed to create typed patch object (ns/x; ray.io/v1, Kind=RayCluster): errors:\n"
+         "  .spec.workerGroupSpecs[0].template.metadata.extra: field not declared in schema"}
+    )  # fmt: skip
+    assert "field not declared in schema" in (rejection(exc) or "")
+    exc.body = json.dumps({"message": "etcdserver: request timed out"})
+    assert rejection(exc) is None
     for status in (404, 409, 429, 500, 503):
         assert rejection(ApiException(status=status)) is None
     assert rejection(_Refused("x")) is None

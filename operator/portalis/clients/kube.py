@@ -76,15 +76,23 @@ def apply_body(obj: dict[str, Any]) -> bytes:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode()
 
 
+# A server-side apply whose object has fields its schema does not declare fails as an internal error (500)
+# with this message, every time, rather than as an invalid object.
+TYPED_PATCH_ERROR = "failed to create typed patch object"
+
+
 def rejection(exc: BaseException) -> str | None:
-    """The apiserver's message when it refused a write as invalid (400, 422); None for any other failure."""
-    if not isinstance(exc, ApiException) or exc.status not in (400, 422):
+    """The apiserver's message when it refused a write as invalid (400, 422, or the 500 of a server-side apply
+    that does not fit the schema); None for any other failure, which may pass on a retry."""
+    if not isinstance(exc, ApiException) or exc.status not in (400, 422, 500):
         return None
     try:
         body = json.loads(exc.body or "{}")
     except (TypeError, ValueError):
         body = {}
     message = body.get("message") if isinstance(body, dict) else None
+    if exc.status == 500 and TYPED_PATCH_ERROR not in str(message or ""):
+        return None
     return str(message or exc.reason or f"HTTP {exc.status}")
 
 
