@@ -895,11 +895,6 @@ def report(tally: Tally, problems: list[str]) -> None:
 # ---- tests --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known findings still open (docs/security.md, 'Known problems'): clusters with unusable settings or "
-    "a hung Redis can go unobserved for more than 5 s under load",
-)
 def test_fuzzed_translationclusters_are_rejected_with_a_message_or_observed(
     operator: OperatorProcess, api: Api, fuzz_ns: str, s3_server: S3Server
 ) -> None:
@@ -917,11 +912,6 @@ def test_fuzzed_translationclusters_are_rejected_with_a_message_or_observed(
     report(tally, log_problems(operator.log, offset, fuzz_ns))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known findings still open (docs/security.md, 'Known problems'): clusters with unusable settings or "
-    "a hung Redis can go unobserved for more than 5 s under load",
-)
 def test_fuzzed_translationjobs_are_rejected_with_a_message_or_observed(
     operator: OperatorProcess, api: Api, fuzz_ns: str, s3_server: S3Server
 ) -> None:
@@ -965,11 +955,6 @@ class Tarpit:
             conn.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known findings still open (docs/security.md, 'Known problems'): clusters with unusable settings or "
-    "a hung Redis can go unobserved for more than 5 s under load",
-)
 def test_clusters_whose_redis_never_answers_do_not_wedge_the_operator(
     operator: OperatorProcess, api: Api, fuzz_ns: str, s3_server: S3Server
 ) -> None:
