@@ -193,3 +193,48 @@ def test_dask_example_gives_a_daskcluster_with_gpu_workers(tc: Cluster) -> None:
     status = tc.get("tc", "dask")["status"]
     assert status["daskClusterName"] == "dask"
     assert status["gpus"]["allocated"] == 1
+
+
+def test_any_character_in_the_spec_reaches_the_raycluster_unchanged(tc: Cluster) -> None:
+    """Beyond U+FFFF (an emoji), C1 controls and YAML's line separators: the server-side apply body carries them
+    as they are or as escapes the apiserver's YAML decoder reads back to the same string."""
+    image = "ghcr.io/portalis/worker:0.1.0-\U0001f600\x86\u2028\x85\x7f"
+    tc.apply_example(
+        EXAMPLES / "translationcluster-h100.yaml", {"spec": {"image": image, "workers": {"minWorkers": 0}}}
+    )
+
+    def head_image() -> str | None:
+        rc = tc.get_or_none("raycluster", "h100")
+        if rc is None:
+            return None
+        return str(rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert wait_for(head_image, timeout=15) == image
+    assert tc.get("tc", "h100")["status"]["observedGeneration"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "patch", "why"),
+    [
+        # a valid TranslationCluster name, but not a valid label value, which the RayCluster carries (422)
+        ("n" * 70, {}, "metadata.labels"),
+        # podTemplate is free-form; a field the RayCluster's schema lacks fails server-side apply (a 500)
+        (
+            "extra",
+            {"spec": {"workers": {"podTemplate": {"metadata": {"extra": {"a": "b"}}}}}},
+            "not declared in schema",
+        ),
+    ],
+)
+def test_a_backend_object_the_apiserver_refuses_is_reported(
+    tc: Cluster, name: str, patch: dict[str, Any], why: str
+) -> None:
+    """The apiserver refuses the RayCluster made from the spec, and the TranslationCluster says so instead of the
+    operator retrying with tracebacks."""
+    tc.apply_example(EXAMPLES / "translationcluster-h100.yaml", {"metadata": {"name": name}, **patch})
+    ready = wait_for(lambda: tc.condition_obj("tc", name, "Ready"), timeout=15)
+    assert (ready["status"], ready["reason"]) == ("False", "BackendRefused"), ready
+    assert "refused the RayCluster" in ready["message"] and why in ready["message"], ready
+    assert tc.condition("tc", name, "Degraded") == "True"
+    assert tc.get("tc", name)["status"]["phase"] == "Degraded"
+    assert wait_for(lambda: [e for e in tc.events("TranslationCluster", name) if e["reason"] == "BackendRefused"])

@@ -129,6 +129,8 @@ def test_max_failed_items_lets_a_job_succeed_with_named_failures(jobs: JobEnv) -
         ("empty-prefix", "NoSourceFiles", True),
         ("unknown-cluster", "ClusterNotFound", False),
         ("not-admitted", "NotAdmitted", False),
+        ("store-endpoint-boto3-refuses", "StorageOrQueueInvalid", False),
+        ("queue-refuses-connections", "QueueUnavailable", False),
     ],
 )
 def test_bad_input_gives_a_clear_condition_and_event_and_writes_nothing(
@@ -142,6 +144,12 @@ def test_bad_input_gives_a_clear_condition_and_event_and_writes_nothing(
         jobs.submit("j", bucket, "nothing-here/")
     elif case == "unknown-cluster":
         jobs.submit("j", bucket, "real/", clusterRef={"name": "nope"})
+    elif case == "store-endpoint-boto3-refuses":  # the CRD accepts the URL, boto3 does not
+        jobs.create_cluster(name="odd", storage={"endpoint": "http://h\u00fcst:65535", "bucket": ARTIFACTS})
+        jobs.submit("j", bucket, "real/", clusterRef={"name": "odd"})
+    elif case == "queue-refuses-connections":  # a Redis that is down
+        jobs.create_cluster(name="odd", queue={"url": "redis://127.0.0.1:1/0"})
+        jobs.submit("j", bucket, "real/", clusterRef={"name": "odd"})
     else:
         other = f"{jobs.namespace}-other"
         jobs.cluster.kube.kubectl("create", "namespace", other)
@@ -166,7 +174,10 @@ def test_bad_input_gives_a_clear_condition_and_event_and_writes_nothing(
     assert any(e["reason"] == reason for e in jobs.cluster.events("TranslationJob", "j"))
     time.sleep(1)
     assert jobs.queue().job_stats(jobs.job("j")["metadata"]["uid"]).enqueued == 0
-    assert not [k for k in jobs.outputs(ARTIFACTS, f"portalis/jobs/{jobs.namespace}/j-")]
+    # no output and no report; a job whose queue is unavailable has been planned, and keeps its plan
+    assert not [
+        k for k in jobs.outputs(ARTIFACTS, f"portalis/jobs/{jobs.namespace}/j-") if not k.endswith("/plan.json")
+    ]
     if case == "not-admitted":
         jobs.cluster.kube.kubectl("delete", "namespace", f"{jobs.namespace}-other", "--wait=false")
 

@@ -2,7 +2,8 @@
 -- resource.customizations.health.portalis.dev_TranslationCluster). Reads only the status the operator writes:
 -- observedGeneration and the Ready, Degraded, Suspended and BudgetExceeded conditions.
 --   Suspended    spec.suspend is true, or the budget ran out under onExceeded: Suspend
---   Degraded     Degraded is True (InsufficientGPUs, WorkersFailing), or a budget is exceeded
+--   Degraded     Degraded is True (InsufficientGPUs, WorkersFailing, QueueUnavailable,
+--                BackendRefused, ...), or a budget is exceeded
 --   Healthy      Ready is True
 --   Progressing  everything else: not reconciled yet, creating, head or workers not ready
 local hs = {}

@@ -38,6 +38,7 @@ from portalis.api.v1alpha1 import (
     parse_quantity,
     resolve_count_or_percent,
 )
+from portalis.api.v1alpha1.common import is_label_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
@@ -408,3 +409,108 @@ def test_percent_of_total_is_within_bounds(percent: int, total: int) -> None:
     assert 0 <= down <= up <= total
     assert up - down <= 1
     assert down * 100 <= percent * total <= up * 100
+
+
+# --- labels ------------------------------------------------------------------------------------------------
+
+# A reference implementation, written from Kubernetes' IsQualifiedName and IsValidLabelValue rather than from
+# the patterns the models use.
+_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def kubernetes_label_key(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return 0 < len(name) <= 63 and _NAME.fullmatch(name) is not None
+
+
+def kubernetes_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and _NAME.fullmatch(value) is not None)
+
+
+LABEL_KEYS_OK = ["disktype", "kubernetes.io/hostname", "nvidia.com/gpu.product", "A_b.c-d", "a" * 63,
+                 "x/" + "a" * 63, "a" * 253 + "/b", "a.b-c.d/E_F"]  # fmt: skip
+LABEL_KEYS_BAD = ["", "disk type", "-a", "a-", "a" * 64, "a" * 254 + "/b", "/a", "a/", "a/b/c", "Upper.io/x",
+                  "\u00fc", "a..b/c", "a\n", "\x00", "k\u0087"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", LABEL_KEYS_OK)
+def test_label_keys_accepted(key: str) -> None:
+    assert is_label_key(key) and kubernetes_label_key(key)
+    spec = TranslationClusterSpec.model_validate(
+        {"queue": QUEUE, "storage": STORAGE, "workers": {"nodeSelector": {key: "v"}}}
+    )
+    assert spec.workers.node_selector == {key: "v"}
+
+
+@pytest.mark.parametrize("key", LABEL_KEYS_BAD)
+def test_label_keys_rejected(key: str) -> None:
+    assert not is_label_key(key) and not kubernetes_label_key(key)
+    with pytest.raises(ValidationError, match="every node selector key must be a Kubernetes label key"):
+        TranslationClusterSpec.model_validate(
+            {"queue": QUEUE, "storage": STORAGE, "head": {"nodeSelector": {key: "v"}}}
+        )
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09-_./\u00e9 "), max_size=80) | st.sampled_from(LABEL_KEYS_OK))
+def test_label_key_check_agrees_with_kubernetes(key: str) -> None:
+    assert is_label_key(key) == kubernetes_label_key(key)
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09-_./\u00e9 \x85"), max_size=70))
+def test_node_selector_values_are_label_values(value: str) -> None:
+    data = {"queue": QUEUE, "storage": STORAGE, "workers": {"nodeSelector": {"disktype": value}}}
+    if kubernetes_label_value(value):
+        TranslationClusterSpec.model_validate(data)
+    else:
+        with pytest.raises(ValidationError):
+            TranslationClusterSpec.model_validate(data)
+
+
+def test_gpu_product_is_a_label_value() -> None:
+    ok = {"queue": QUEUE, "storage": STORAGE, "workers": {"gpuProduct": "NVIDIA-H100-80GB-HBM3"}}
+    assert TranslationClusterSpec.model_validate(ok).workers.gpu_product == "NVIDIA-H100-80GB-HBM3"
+    for bad in ("NVIDIA H100", "x" * 64, "-H100"):
+        with pytest.raises(ValidationError):
+            TranslationClusterSpec.model_validate(merge_patch(ok, {"workers": {"gpuProduct": bad}}))
+
+
+@pytest.mark.parametrize(
+    "toleration",
+    [
+        {"operator": "Exists"},
+        {"key": "", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "dedicated", "value": "portalis"},
+        {"key": "dedicated", "operator": "Equal", "value": ""},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+    ],
+)
+def test_tolerations_accepted(toleration: dict[str, Any]) -> None:
+    TranslationClusterSpec.model_validate(
+        {"queue": QUEUE, "storage": STORAGE, "workers": {"tolerations": [toleration]}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("toleration", "message"),
+    [
+        ({"key": "bad key", "operator": "Exists"}, "must be empty or a Kubernetes label key"),
+        ({"key": "dedicated", "value": "team a"}, "should match pattern"),
+        ({"value": "portalis"}, "a toleration without a key tolerates every taint and needs operator Exists"),
+        (
+            {"key": "", "operator": "Equal"},
+            "a toleration without a key tolerates every taint and needs operator Exists",
+        ),
+        ({"key": "a", "operator": "Exists", "value": "b"}, "a toleration with operator Exists matches every value"),
+        ({"key": "a", "operator": "Exists", "tolerationSeconds": 5}, "tolerationSeconds needs effect NoExecute"),
+        ({"key": "a", "effect": "NoSchedule", "tolerationSeconds": 5}, "tolerationSeconds needs effect NoExecute"),
+    ],
+)
+def test_tolerations_rejected(toleration: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TranslationClusterSpec.model_validate(
+            {"queue": QUEUE, "storage": STORAGE, "head": {"tolerations": [toleration]}}
+        )

@@ -193,7 +193,7 @@ def _with_status(name: str, status: dict[str, Any], generation: int = 1) -> dict
 
 def test_live_cluster_statuses() -> None:
     from portalis.api.v1alpha1.cluster import TranslationClusterSpec
-    from portalis.desired.cluster_status import ClusterObservation, PodView, compute_cluster_status
+    from portalis.desired.cluster_status import ClusterObservation, PodView, QueueProblem, compute_cluster_status
 
     base = fixture("translationcluster-ready")
     spec = TranslationClusterSpec.model_validate(base["spec"])
@@ -212,6 +212,9 @@ def test_live_cluster_statuses() -> None:
     assert verdict(ClusterObservation("h", False, False, 1, [])) == "Progressing"
     assert verdict(ClusterObservation("h", True, False, 2, [head, ok, short])) == "Degraded"
     assert verdict(ClusterObservation("h", True, True, 0, []), suspend=True) == "Suspended"
+    assert verdict(ClusterObservation("h", False, False, 1, [], refused="The apiserver refused it")) == "Degraded"
+    no_queue = QueueProblem("QueueUnavailable", "The cluster's Redis does not answer")
+    assert verdict(ClusterObservation("h", True, False, 1, [head, ok], queue_problem=no_queue)) == "Degraded"
 
 
 def test_live_job_statuses() -> None:

@@ -4,6 +4,7 @@ defaults equal to the models', printer columns that resolve, and committed files
 from __future__ import annotations
 
 import copy
+import re
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +172,18 @@ def test_rules_are_well_formed(kind: str) -> None:
             if "oldSelf" in rule["rule"]:
                 assert rule["rule"] == "self == oldSelf", f"{path}: transition rules are plain immutability"
     assert count > 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rules_guard_the_fields_that_may_be_absent(kind: str) -> None:
+    """A rule that reads an optional field without has() fails with "no such key" instead of its message when the
+    field is absent, defaulted fields included: the apiserver does not always default before it validates."""
+    for path, node in nodes(root_schema(kind)):
+        required = set(node.get("required") or [])
+        for rule in node.get(X_RULES, []):
+            for name in set(re.findall(r"self\.(\w+)", rule["rule"])) & set(node.get("properties") or {}):
+                if name not in required:
+                    assert f"has(self.{name})" in rule["rule"], f"{path}: {rule['rule']} reads {name} without has()"
 
 
 def test_transition_rules_guard_the_immutable_fields() -> None:

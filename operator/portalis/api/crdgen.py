@@ -339,6 +339,8 @@ def _constraints(s: Schema, required: bool) -> list[str]:
     values = s.get("additionalProperties")
     if isinstance(values, dict) and "maxLength" in values:
         out.append(f"values at most {values['maxLength']} characters")
+    if isinstance(values, dict) and "pattern" in values:
+        out.append(f"values match `{values['pattern']}`")
     rules = s.get(X_VALIDATIONS, [])
     if any(r["rule"] == "self == oldSelf" for r in rules):
         out.append("immutable")

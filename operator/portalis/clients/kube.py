@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -58,6 +59,43 @@ PLURALS = {
 }
 
 
+# Characters the apiserver's YAML decoder refuses to read raw (DEL, the C1 controls, U+FFFE, U+FFFF, lone
+# surrogates), or reads as line breaks and folds into a space inside a quoted string (NEL, U+2028, U+2029), and the
+# byte order mark. json.dumps escapes the controls below U+0020 itself.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def apply_body(obj: dict[str, Any]) -> bytes:
+    """The body of a server-side apply: JSON, which is YAML, in UTF-8.
+
+    The client's own encoding escapes characters beyond U+FFFF as surrogate pairs, which the apiserver's YAML
+    decoder rejects, so every other character is written as itself, except those YAML does not read back as
+    themselves, which keep their JSON escape.
+    """
+    text = json.dumps(obj, ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode()
+
+
+# A server-side apply whose object has fields its schema does not declare fails as an internal error (500)
+# with this message, every time, rather than as an invalid object.
+TYPED_PATCH_ERROR = "failed to create typed patch object"
+
+
+def rejection(exc: BaseException) -> str | None:
+    """The apiserver's message when it refused a write as invalid (400, 422, or the 500 of a server-side apply
+    that does not fit the schema); None for any other failure, which may pass on a retry."""
+    if not isinstance(exc, ApiException) or exc.status not in (400, 422, 500):
+        return None
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    if exc.status == 500 and TYPED_PATCH_ERROR not in str(message or ""):
+        return None
+    return str(message or exc.reason or f"HTTP {exc.status}")
+
+
 def not_found(exc: BaseException) -> bool:
     return isinstance(exc, ApiException) and exc.status == 404
 
@@ -90,14 +128,12 @@ class Kube:
         """Server-side apply of a namespaced custom object; creates it when missing."""
         group, version = obj["apiVersion"].split("/")
         meta = obj["metadata"]
-        # The client's own encoding escapes characters beyond U+FFFF as surrogate pairs, which the apiserver's
-        # YAML decoder rejects; JSON is YAML, so the body is sent as UTF-8 JSON instead.
         method, url, headers, _, post = self.custom._patch_namespaced_custom_object_serialize(
             group=group, version=version, namespace=meta["namespace"], plural=PLURALS[obj["kind"]],
             name=meta["name"], body=obj, dry_run=None, field_manager=self.field_manager, field_validation=None,
             force=force, _request_auth=None, _content_type=APPLY, _headers=None, _host_index=0,
         )  # fmt: skip
-        response = self.api.call_api(method, url, headers, json.dumps(obj, ensure_ascii=False).encode(), post)
+        response = self.api.call_api(method, url, headers, apply_body(obj), post)
         response.read()  # type: ignore[no-untyped-call]
         result = self.api.response_deserialize(
             response_data=response, response_types_map={"200": "object", "201": "object"}

@@ -17,25 +17,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
+from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 
 from portalis import GROUP, VERSION, metrics
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
-from portalis.clients.connections import ClusterConnections, Connections
-from portalis.clients.kube import Kube, Ref
+from portalis.clients.connections import ClusterConnections, ConnectionError_, Connections
+from portalis.clients.kube import Kube, Ref, rejection
 from portalis.clients.queue import QueueDepth, RedisQueue
 from portalis.controllers import health
 from portalis.controllers.caches import JOBS, ObjectCache, slim
 from portalis.controllers.metering import Meter, budget_conditions, meter
+from portalis.controllers.redis_gate import RedisGate, Unreachable
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
 from portalis.desired.budget import BudgetState, budget_status
 from portalis.desired.cluster_status import (
     ClusterObservation,
     PodView,
+    QueueProblem,
     compute_cluster_status,
     only_figures_changed,
     status_changed,
@@ -54,7 +58,9 @@ DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
 METER_SECONDS = 5.0
 FIGURES_SECONDS = 5.0  # a status change of queue figures alone is written at most this often
-QUEUE_RETRY_SECONDS = 10.0
+QUEUE_RETRY_SECONDS = 10.0  # a cluster whose queue failed is looked at again this often
+REFUSED_RETRY_SECONDS = 60.0  # a backend object the apiserver refused is tried again this often, or on a change
+MESSAGE_LIMIT = 1024
 TC_API_VERSION = f"{GROUP}/{VERSION}"
 Indexed = dict[Key, dict[str, Any]]
 
@@ -101,7 +107,7 @@ class ClusterContext:
     connections: Connections
     histories: dict[Key, History] = field(default_factory=dict)
     backlogs: dict[Key, int] = field(default_factory=dict)
-    queue_errors: dict[Key, tuple[str, float]] = field(default_factory=dict)  # message, when
+    queue_errors: dict[Key, QueueError] = field(default_factory=dict)  # the last failure, until a read succeeds
     replicas: dict[Key, int] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
     nodes: kopf.Index[str, dict[str, str]] | None = None
@@ -109,6 +115,16 @@ class ClusterContext:
     meter: Meter = field(default_factory=Meter)
     budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    redis: RedisGate = field(default_factory=RedisGate.shared)
+
+
+@dataclass(frozen=True)
+class QueueError:
+    """Why a cluster's queue could not be used, and when (``time.monotonic()``)."""
+
+    reason: str
+    message: str
+    at: float
 
 
 CONTEXT: ClusterContext | None = None
@@ -237,10 +253,12 @@ async def reconcile(key: Key) -> Result:
         DESIRED_HASH_ANNOTATION: desired_hash(desired),
     }
 
+    refused: str | None = None
     if observed is None or not is_subset(desired, observed):
         existed = bool(status.get("rayClusterName") or status.get("daskClusterName"))
-        await _apply(ctx, ref, desired, observed, generation, existed)
-        observed = desired
+        refused = await _apply(ctx, ref, desired, observed, generation, existed)
+        if refused is None:
+            observed = desired
 
     ctx.replicas[key] = replicas
     if scale.decision is not None and scale.decision.changed(current):
@@ -253,6 +271,8 @@ async def reconcile(key: Key) -> Result:
         desired_workers=replicas,
         pods=pods,
         quarantined_nodes=health.quarantined_nodes(),
+        refused=refused,
+        queue_problem=queue_problem(ctx, key),
     )
     new_status = compute_cluster_status(spec, generation, status, obs, now)
     if budget is not None and (spec.budget is not None or spec.pricing is not None):
@@ -277,9 +297,13 @@ async def reconcile(key: Key) -> Result:
             await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
             ctx.status_written[key] = time.monotonic()
             await _record_transitions(ctx, ref, status, new_status)
+    if refused is not None:
+        return Result(requeue_after=REFUSED_RETRY_SECONDS)  # a change to the spec is looked at at once
     if first_apply:
         return Result(requeue_after=0.0)
     after = [deferred] if deferred is not None else []
+    if key in ctx.queue_errors:
+        after.append(QUEUE_RETRY_SECONDS)  # level-triggered: look again, the queue may be back
     if scale.decision is not None and not scale.decision.settled:
         after.append(1.0)  # look again when the stabilization window may have passed
     if budget is not None and new_status["gpus"]["allocated"]:
@@ -294,7 +318,8 @@ async def _apply(
     observed: dict[str, Any] | None,
     generation: int,
     existed: bool,
-) -> None:
+) -> str | None:
+    """Apply the backend object and record what changed; returns why the apiserver refused it, if it did."""
     kind = desired["kind"]
     name = desired["metadata"]["name"]
     if observed is None and existed:
@@ -321,17 +346,27 @@ async def _apply(
         else:
             reason, event_type = "Updated", "Normal"
             message = f"Updated {kind} {name} for generation {generation}: {', '.join(paths[:5])}"
-    await asyncio.to_thread(ctx.kube.apply, desired)
+    try:
+        await asyncio.to_thread(ctx.kube.apply, desired)
+    except Exception as exc:
+        refused = rejection(exc)
+        if refused is None:
+            raise  # the apiserver could not be reached or had trouble: retried with back-off
+        # the spec makes an object the apiserver refuses; the status says so and the next spec change retries
+        metrics.APPLIES.labels(kind, "Refused").inc()
+        return f"The apiserver refused the {kind} {name} made from this spec: {refused[:MESSAGE_LIMIT]}"
     metrics.APPLIES.labels(kind, reason).inc()
     log.info("%s/%s: %s", ref.namespace, ref.name, message)
     await asyncio.to_thread(ctx.kube.event, ref, event_type, reason, message)
+    return None
 
 
 async def _record_transitions(ctx: ClusterContext, ref: Ref, old: dict[str, Any], new: dict[str, Any]) -> None:
-    """Log every condition change; raise an Event when the cluster turns Ready or Degraded."""
-    before = {c.get("type"): c.get("status") for c in old.get("conditions") or []}
+    """Log every condition change; raise an Event when the cluster turns Ready or Degraded, or is Degraded (or over
+    a budget) for another reason: a new problem gets its own Event even while the condition stays True."""
+    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in old.get("conditions") or []}
     for c in new.get("conditions") or []:
-        if before.get(c["type"]) == c["status"]:
+        if before.get(c["type"]) == (c["status"], c["reason"]):
             continue
         log.info("%s/%s: %s=%s (%s) %s", ref.namespace, ref.name, c["type"], c["status"], c["reason"],
                  c["message"])  # fmt: skip
@@ -392,11 +427,9 @@ async def _scale(
         return ScaleObservation(None)
     try:
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-        depth, heartbeats = await asyncio.to_thread(_read_queue, conns)
+        depth, heartbeats = await ctx.redis.call(conns.queue.r, partial(_read_queue, conns), wake=_waker(ctx, key))
     except Exception as exc:  # the queue is down or its Secret is missing: keep the worker count
-        if ctx.queue_errors.get(key, ("", 0.0))[0] != str(exc):
-            log.warning("%s/%s: queue unavailable, not scaling: %s", key[0], key[1], exc)
-        ctx.queue_errors[key] = (str(exc), time.monotonic())
+        remember_queue_error(ctx, key, exc, "not scaling")
         return ScaleObservation(None)
     ctx.queue_errors.pop(key, None)
     backlog = sum(d.waiting + d.in_flight for d in depth)
@@ -428,7 +461,38 @@ def queue_worth_trying(ctx: ClusterContext, key: Key) -> bool:
     """An unreachable queue is retried every QUEUE_RETRY_SECONDS, not on every reconcile: connect timeouts would
     tie up the workers that other clusters need."""
     failed = ctx.queue_errors.get(key)
-    return failed is None or time.monotonic() - failed[1] >= QUEUE_RETRY_SECONDS
+    return failed is None or time.monotonic() - failed.at >= QUEUE_RETRY_SECONDS
+
+
+def remember_queue_error(ctx: ClusterContext, key: Key, exc: BaseException, consequence: str) -> None:
+    """Keep why the cluster's queue could not be used, for its status; log it when it is new.
+
+    A server that has not answered a probe yet (``Unreachable`` without a message) says nothing new: whatever was
+    known before stays, and the cluster is looked at again when the probe ends.
+    """
+    if isinstance(exc, Unreachable):
+        if exc.message is None:
+            return
+        reason, message = "QueueUnavailable", exc.message
+    elif isinstance(exc, ConnectionError_):  # a Secret or a key in it is missing
+        reason, message = exc.reason, exc.message
+    elif isinstance(exc, ValueError | BotoCoreError):  # settings redis-py or boto3 refuse
+        reason, message = "StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}"
+    else:
+        reason, message = "QueueUnavailable", f"The cluster's Redis cannot be used: {exc}"
+    previous = ctx.queue_errors.get(key)
+    if previous is None or previous.message != message:
+        log.warning("%s/%s: queue unavailable, %s: %s", key[0], key[1], consequence, message)
+    ctx.queue_errors[key] = QueueError(reason, message[:MESSAGE_LIMIT], time.monotonic())
+
+
+def queue_problem(ctx: ClusterContext, key: Key) -> QueueProblem | None:
+    failed = ctx.queue_errors.get(key)
+    return None if failed is None else QueueProblem(failed.reason, failed.message)
+
+
+def _waker(ctx: ClusterContext, key: Key) -> Callable[[], None]:
+    return lambda: ctx.controller.enqueue(key)
 
 
 def _read_queue(conns: ClusterConnections) -> tuple[list[QueueDepth], dict[str, dict[str, Any]]]:
@@ -445,20 +509,18 @@ async def _record_scale(ctx: ClusterContext, ref: Ref, key: Key, current: int, d
 
 async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS) -> None:
     """Look at every cluster's queue every ``interval`` seconds: a changed backlog enqueues the cluster at once,
-    and the jobs whose items finished since the last look are handed to the progress listeners."""
+    and the jobs whose items finished since the last look are handed to the progress listeners.
+
+    The clusters are read side by side, through the gate, so one Redis that stops answering delays nobody else.
+    """
     while True:
         await asyncio.sleep(interval)
-        for key in list(ctx.backlogs):
-            tc = first(ctx.clusters, key)
-            if tc is None:
-                ctx.backlogs.pop(key, None)
+        keys = list(ctx.backlogs)
+        looks = await asyncio.gather(*(_look_at_queue(ctx, key) for key in keys))
+        for key, look in zip(keys, looks, strict=True):
+            if look is None or key not in ctx.backlogs:
                 continue
-            try:
-                spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
-                conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-                backlog, touched = await asyncio.to_thread(_look_at_queue, conns.queue)
-            except Exception:
-                continue
+            backlog, touched = look
             if backlog != ctx.backlogs.get(key):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
@@ -467,8 +529,19 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
                     listener(key, touched)
 
 
-def _look_at_queue(queue: RedisQueue) -> tuple[int, set[str]]:
-    return queue.backlog(), queue.take_touched()
+async def _look_at_queue(ctx: ClusterContext, key: Key) -> tuple[int, set[str]] | None:
+    """The cluster's backlog, and the jobs with items finished since the last look (taken from the queue)."""
+    tc = first(ctx.clusters, key)
+    if tc is None:
+        ctx.backlogs.pop(key, None)
+        return None
+    try:
+        spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
+        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        queue: RedisQueue = conns.queue
+        return await ctx.redis.call(queue.r, lambda: (queue.backlog(), queue.take_touched()))
+    except Exception:  # the next reconcile reports it
+        return None
 
 
 async def _budget(
@@ -493,10 +566,10 @@ async def _budget(
     nodes = {name: next(iter((ctx.nodes or {}).get(name) or ()), {}) for name in on}  # the workers' nodes only
     try:
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
-        state = await asyncio.to_thread(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
+        run = partial(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
+        state = await ctx.redis.call(conns.queue.r, run, wake=_waker(ctx, key))
     except Exception as exc:
-        log.warning("%s/%s: metering failed: %s", key[0], key[1], exc)
-        ctx.queue_errors[key] = (str(exc), time.monotonic())
+        remember_queue_error(ctx, key, exc, "not metering")
         return cached[1] if cached is not None else None
     ctx.budgets[key] = (time.monotonic(), state)
     return state

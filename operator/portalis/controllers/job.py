@@ -34,6 +34,7 @@ from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
 from portalis.controllers.caches import JOBS, ObjectCache, slim
+from portalis.controllers.redis_gate import RedisGate
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
 from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
@@ -86,6 +87,7 @@ class JobContext:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     waiting: dict[Key, tuple[float, int]] = field(default_factory=dict)  # cluster -> (when read, items waiting)
     cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    redis: RedisGate = field(default_factory=RedisGate.shared)
 
 
 CONTEXT: JobContext | None = None
@@ -304,9 +306,15 @@ async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
         problem = Problem("StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}", False)
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
+    down = ctx.redis.down(conns.queue.r)
+    if down is not None:  # a Redis that timed out or refused connections lately: not called again before its time
+        problem = Problem("QueueUnavailable", down, False)
+        return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
+
     try:
         obs = await _drive(ctx, job, spec, tc, tc_body, conns, now)
     except redis.RedisError as exc:
+        ctx.redis.report(conns.queue.r, exc)
         problem = Problem("QueueUnavailable", f"The cluster's Redis cannot be used: {exc}", False)
         obs = JobObservation(problem=problem, created=created)
     except StoreError as exc:

@@ -72,6 +72,14 @@ def view_pod(pod: dict[str, Any]) -> PodView:
 
 
 @dataclass(frozen=True)
+class QueueProblem:
+    """Why the cluster's queue (its Redis) could not be read: the cluster then neither scales nor meters."""
+
+    reason: str  # QueueUnavailable, StorageOrQueueInvalid, SecretNotFound, SecretKeyNotFound
+    message: str
+
+
+@dataclass(frozen=True)
 class ClusterObservation:
     """Everything observed about one TranslationCluster's backend."""
 
@@ -81,6 +89,8 @@ class ClusterObservation:
     desired_workers: int
     pods: list[PodView] = field(default_factory=list)
     quarantined_nodes: frozenset[str] = frozenset()
+    refused: str | None = None  # why the apiserver refused the backend object made from the spec
+    queue_problem: QueueProblem | None = None
 
 
 def _placement(spec: TranslationClusterSpec) -> str:
@@ -113,6 +123,11 @@ def compute_cluster_status(
     suspended = ConditionUpdate("Suspended", FALSE, "Running", "")
     if spec.suspend:
         suspended = ConditionUpdate("Suspended", TRUE, "Suspended", "spec.suspend is true: no head or workers run.")
+    if obs.refused is not None:
+        # nothing below can follow the spec until the backend object is accepted, suspending included
+        ready = ConditionUpdate("Ready", FALSE, "BackendRefused", obs.refused)
+        degraded = ConditionUpdate("Degraded", TRUE, "BackendRefused", obs.refused)
+    elif spec.suspend:
         ready = ConditionUpdate("Ready", FALSE, "Suspended", "The cluster is suspended; set spec.suspend to false.")
     elif not obs.backend_exists:
         ready = ConditionUpdate("Ready", FALSE, "Creating", f"Creating {kind} {obs.backend_name}.")
@@ -139,11 +154,15 @@ def compute_cluster_status(
             "Ready", TRUE, "ClusterReady",
             f"Head and {len(ready_workers)}/{obs.desired_workers} workers ready with {allocated} GPUs.",
         )  # fmt: skip
+    if obs.queue_problem is not None and degraded.status == FALSE:
+        degraded = ConditionUpdate("Degraded", TRUE, obs.queue_problem.reason, obs.queue_problem.message)
     if failing and degraded.status == FALSE:
         names = ", ".join(sorted(p.name for p in failing)[:5])
         degraded = ConditionUpdate("Degraded", TRUE, "WorkersFailing", f"Worker pods failing: {names}.")
 
-    if spec.suspend:
+    if obs.refused is not None:
+        phase_text = "Degraded"
+    elif spec.suspend:
         phase_text = "Suspended"
     elif ready.status == TRUE:
         phase_text = "Ready"

@@ -225,7 +225,7 @@ class WorkerSpec(SpecModel):
             "nvidia.com/gpu.product label that GPU Feature Discovery puts on nodes; Any schedules onto any GPU node."
         ),
     )
-    gpu_product: ShortString | None = Field(
+    gpu_product: LabelValue | None = Field(
         default=None,
         description=(
             "Exact nvidia.com/gpu.product label value to require, such as NVIDIA-H100-80GB-HBM3; "

@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -333,10 +333,48 @@ KeyPrefix = Annotated[
 ]
 
 
+# --- labels ------------------------------------------------------------------------------------------------
+# Node selectors, toleration keys and node-affinity values end up in the pods the backend operators create,
+# where the apiserver checks them against Kubernetes' label syntax; checking them here rejects a bad value
+# when the TranslationCluster is written, with a message, rather than in KubeRay or the dask operator later.
+
+# A label value: empty, or at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit.
+LABEL_VALUE_REGEX = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# A label key (a qualified name): an optional DNS subdomain prefix and "/", then a name of at most 63 characters
+# that is a non-empty label value. "[.]" rather than "\\." keeps the pattern free of escapes in CEL strings.
+LABEL_KEY_REGEX = (
+    "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # the prefix and "/"
+    "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"  # the name
+)
+LABEL_PREFIX_MAX_LENGTH = 253
+LABEL_KEY_MAX_LENGTH = LABEL_PREFIX_MAX_LENGTH + 1 + 63
+LABEL_KEY_HELP = (
+    'a name of at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit, '
+    'optionally after a DNS subdomain prefix of at most 253 characters and "/", such as "disktype" or '
+    '"kubernetes.io/hostname"'
+)
+NODE_SELECTOR_MESSAGE = f"every node selector key must be a Kubernetes label key: {LABEL_KEY_HELP}"
+_LABEL_KEY = re.compile(LABEL_KEY_REGEX)
+
+
+def is_label_key(value: str) -> bool:
+    """Whether ``value`` is a Kubernetes label key (a qualified name such as ``kubernetes.io/hostname``)."""
+    return _LABEL_KEY.fullmatch(value) is not None and value.find("/") <= LABEL_PREFIX_MAX_LENGTH
+
+
+def label_key_rule(subject: str) -> str:
+    """CEL: ``subject`` is a label key; indexOf is -1 without a prefix, so one comparison bounds the prefix."""
+    return f"{subject}.matches('{LABEL_KEY_REGEX}') && {subject}.indexOf('/') <= {LABEL_PREFIX_MAX_LENGTH}"
+
+
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_REGEX)]
+"""A Kubernetes label value: empty, or at most 63 letters, digits, "-", "_" and ".", starting and ending with a
+letter or digit; the CRD answers a bad one with the pattern it must match."""
+
+
 # --- small string types ------------------------------------------------------------------------------------
 
 ShortString = Annotated[str, Field(max_length=253)]
-LabelValue = Annotated[str, Field(max_length=63)]
 OptionValue = Annotated[str, Field(max_length=4096)]
 Timestamp = Annotated[datetime, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})]
 """An RFC 3339 time, such as ``2025-01-31T12:00:00Z``."""
@@ -371,10 +409,45 @@ class TaintEffect(StrEnum):
     NO_EXECUTE = "NoExecute"
 
 
+TOLERATION_KEY_MESSAGE = f"must be empty or a Kubernetes label key: {LABEL_KEY_HELP}"
+TOLERATION_NO_KEY_MESSAGE = "a toleration without a key tolerates every taint and needs operator Exists"
+TOLERATION_EXISTS_VALUE_MESSAGE = "a toleration with operator Exists matches every value of its key; leave value empty"
+TOLERATION_SECONDS_MESSAGE = "tolerationSeconds needs effect NoExecute: only NoExecute taints evict running pods"
+
+TolerationKey = Annotated[
+    str,
+    Field(max_length=LABEL_KEY_MAX_LENGTH),
+    _checker(lambda v: v == "" or is_label_key(v), TOLERATION_KEY_MESSAGE),
+    Cel(f"self == '' || ({label_key_rule('self')})", TOLERATION_KEY_MESSAGE),
+]
+
+
 class Toleration(SpecModel):
     """A toleration copied onto the pods, as in a Pod's spec.tolerations."""
 
-    key: Annotated[str, Field(max_length=316)] | None = Field(
+    # The rules Kubernetes checks on a pod's tolerations, so a bad one is refused here rather than by the
+    # apiserver when KubeRay or the dask operator creates the pods.
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+                TOLERATION_NO_KEY_MESSAGE,
+                field_path=".operator",
+            ),
+            cel(
+                "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                TOLERATION_EXISTS_VALUE_MESSAGE,
+                field_path=".value",
+            ),
+            cel(
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                TOLERATION_SECONDS_MESSAGE,
+                field_path=".tolerationSeconds",
+            ),
+        )
+    )
+
+    key: TolerationKey | None = Field(
         default=None, description="Taint key the toleration applies to; empty with operator Exists matches all taints."
     )
     operator: TolerationOperator = Field(
@@ -390,6 +463,16 @@ class Toleration(SpecModel):
         ge=0,
         description="For NoExecute taints: how long the pod stays bound after the taint appears; unset means forever.",
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> Toleration:
+        if not self.key and self.operator != TolerationOperator.EXISTS:
+            raise ValueError(TOLERATION_NO_KEY_MESSAGE)
+        if self.operator == TolerationOperator.EXISTS and self.value:
+            raise ValueError(TOLERATION_EXISTS_VALUE_MESSAGE)
+        if self.toleration_seconds is not None and self.effect != TaintEffect.NO_EXECUTE:
+            raise ValueError(TOLERATION_SECONDS_MESSAGE)
+        return self
 
 
 class ResourceRequirements(SpecModel):
@@ -407,7 +490,13 @@ class ResourceRequirements(SpecModel):
     )
 
 
-NodeSelector = Annotated[dict[str, LabelValue], Field(max_length=32)]
+NodeSelector = Annotated[
+    dict[str, LabelValue],
+    Field(max_length=32),
+    _checker(lambda m: all(is_label_key(k) for k in m), NODE_SELECTOR_MESSAGE),
+    Cel(f"self.all(k, {label_key_rule('k')})", NODE_SELECTOR_MESSAGE),
+]
+"""Node labels a pod must be scheduled onto: label keys to label values, as in a Pod's spec.nodeSelector."""
 Tolerations = Annotated[list[Toleration], Field(max_length=32)]
 
 

@@ -97,8 +97,12 @@ INCLUDE_EMPTY_MESSAGE = 'include needs at least one glob, such as "**/*.py"'
 class SourceSpec(SpecModel):
     """Where the files to translate are: every object under bucket/prefix matching include and not exclude."""
 
+    # guarded with has(): the apiserver may evaluate the rule before it fills in the default (an object of
+    # another kind sent to this resource is), and a rule that errors answers with "no such key", not its message
     model_config = ConfigDict(
-        json_schema_extra=validations(cel("size(self.include) > 0", INCLUDE_EMPTY_MESSAGE, field_path=".include"))
+        json_schema_extra=validations(
+            cel("!has(self.include) || size(self.include) > 0", INCLUDE_EMPTY_MESSAGE, field_path=".include")
+        )
     )
 
     bucket: BucketName = Field(description="S3 bucket holding the sources, in the cluster's object store.")
