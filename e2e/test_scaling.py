@@ -166,5 +166,9 @@ def test_scale_to_zero_and_back_from_zero(env: JobEnv) -> None:
     assert wait_for(lambda: len([p for p in worker_pods(env) if p["status"].get("phase") == "Running"]) == 3, 60)
     assert drain(queue) == 25
     assert wait_for(lambda: replicas(env) == 0, timeout=20)
-    messages = " ".join(e["message"] for e in scale_events(env))
-    assert "woke from zero" in messages and "scaled to zero" in messages
+
+    def messages() -> str:  # the Event is recorded just after the RayCluster is patched
+        text = " ".join(e["message"] for e in scale_events(env))
+        return text if "scaled to zero" in text else ""
+
+    assert "woke from zero" in wait_for(messages, timeout=10)

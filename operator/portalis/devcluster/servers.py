@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from portalis.devcluster.cluster import free_port
 
 
@@ -124,7 +126,26 @@ class RedisServer(_Server):
             "warning",
         ]
         self._spawn(argv, "redis")
+        self._wait_loaded()
         return self
+
+    def _wait_loaded(self, timeout: float = 60) -> None:
+        """Until the server has read its append-only file back: it accepts connections (and PING) while it
+        loads, but answers other commands with LOADING."""
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    if int(client.info("persistence").get("loading", 0)) == 0:
+                        return
+                except redis.RedisError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServerError(f"redis-server on port {self.port} was still loading after {timeout:.0f}s")
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def restart(self) -> None:
         self.stop(remove=False)
