@@ -39,6 +39,7 @@ CALL_SECONDS = 3.0  # a reconcile's calls to a Redis that answers take milliseco
 PROBE_WAIT_SECONDS = 0.2  # a PING to a server that answers takes a millisecond or so
 RETRY_SECONDS = 10.0
 THREADS = 32
+THREAD_WAIT_SECONDS = 30.0  # the longest a call waits for one of the gate's threads (each call frees its own)
 
 
 class Unreachable(Exception):
@@ -145,9 +146,27 @@ class RedisGate:
         return await self._run(client, fn)
 
     async def _run(self, client: redis.Redis, fn: Callable[[], T]) -> T:
+        """``fn()`` in the gate's threads; ``call_seconds`` counts from when a thread starts it, so a busy
+        operator (calls waiting for a thread) is not taken for a server that does not answer."""
         loop = asyncio.get_running_loop()
+        began: asyncio.Future[None] = loop.create_future()
+
+        def started() -> None:
+            if not began.done():
+                began.set_result(None)
+
+        def run() -> T:
+            loop.call_soon_threadsafe(started)
+            return fn()
+
+        call = loop.run_in_executor(self._pool, run)
         try:
-            result = await asyncio.wait_for(loop.run_in_executor(self._pool, fn), self.call_seconds)
+            await asyncio.wait_for(asyncio.shield(began), THREAD_WAIT_SECONDS)
+        except TimeoutError:
+            call.cancel()  # not started: it never will be
+            raise Unreachable(None) from None
+        try:
+            result = await asyncio.wait_for(call, self.call_seconds)
         except Exception as exc:
             if not server_failure(exc):
                 raise
