@@ -160,3 +160,10 @@ class JobEnv:
 
     def outputs(self, bucket: str, prefix: str) -> list[str]:
         return [o.key for o in self.store.list(bucket, prefix)]
+
+
+def job_env(operator_kube: Any, namespace: str, redis: RedisServer, s3: S3Server, bucket: str) -> JobEnv:
+    """A JobEnv in ``namespace`` on the operator's cluster, with ``bucket`` (the clusters' artifacts) created."""
+    store = Store(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key)
+    store.ensure_bucket(bucket)
+    return JobEnv(Cluster(operator_kube, namespace), redis, s3, store)

@@ -24,9 +24,8 @@ from typing import Any
 import pytest
 
 from e2e.gpu_health import metric, notification, post, start_health_operator
-from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv, simple_module
-from portalis.clients.store import Store
+from e2e.helpers import wait_for
+from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
 from portalis.devcluster.cluster import DevCluster, free_port
 from portalis.devcluster.dcgm import FakeDcgmExporter
 from portalis.devcluster.monitoring import PrometheusServer
@@ -95,9 +94,7 @@ def dcgm() -> Iterator[FakeDcgmExporter]:
 def env(
     dash_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server
 ) -> Iterator[JobEnv]:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    env = JobEnv(Cluster(dash_operator.kube, namespace), redis_server, s3_server, store)
+    env = job_env(dash_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
     yield env
     env.stop_workers()
 

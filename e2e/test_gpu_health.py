@@ -27,9 +27,8 @@ from e2e.gpu_health import (
     post,
     start_health_operator,
 )
-from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv, simple_module
-from portalis.clients.store import Store
+from e2e.helpers import wait_for
+from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
 from portalis.devcluster.cluster import DevCluster
 from portalis.devcluster.dcgm import FakeDcgmExporter
 from portalis.devcluster.monitoring import Monitoring
@@ -88,9 +87,7 @@ def make_pool(crds: DevCluster, dcgm: FakeDcgmExporter) -> Iterator[Callable[[in
 def env(
     health_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server
 ) -> Iterator[JobEnv]:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    yield JobEnv(Cluster(health_operator.kube, namespace), redis_server, s3_server, store)
+    yield job_env(health_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
 
 
 def worker_pods(env: JobEnv, name: str = "tc") -> list[dict[str, Any]]:

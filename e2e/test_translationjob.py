@@ -182,13 +182,18 @@ def test_bad_input_gives_a_clear_condition_and_event_and_writes_nothing(
         jobs.cluster.kube.kubectl("delete", "namespace", f"{jobs.namespace}-other", "--wait=false")
 
 
-def test_deleting_a_job_removes_its_queued_items(jobs: JobEnv) -> None:
+def queued_job(jobs: JobEnv, name: str, files: int) -> str:
+    """A running job of ``files`` files, all waiting in the queue (no workers); returns its uid."""
     bucket = f"src-{jobs.namespace}"
-    jobs.upload(bucket, "del/", {f"m{i}.py": simple_module(i) for i in range(30)})
-    jobs.submit("doomed", bucket, "del/")
-    jobs.wait_phase("doomed", {"Running"}, timeout=30)
-    uid = jobs.job("doomed")["metadata"]["uid"]
-    wait_for(lambda: jobs.queue().backlog() == 30, timeout=10)
+    jobs.upload(bucket, f"{name}/", {f"m{i}.py": simple_module(i) for i in range(files)})
+    jobs.submit(name, bucket, f"{name}/")
+    jobs.wait_phase(name, {"Running"}, timeout=30)
+    wait_for(lambda: jobs.queue().backlog() == files, timeout=10)
+    return str(jobs.job(name)["metadata"]["uid"])
+
+
+def test_deleting_a_job_removes_its_queued_items(jobs: JobEnv) -> None:
+    uid = queued_job(jobs, "doomed", 30)
     jobs.cluster.kubectl("delete", "tj", "doomed", "--timeout=30s")
     wait_for(lambda: jobs.queue().backlog() == 0, timeout=10)  # removed when the operator sees the deletion
     assert jobs.queue().job_stats(uid).enqueued == 0
@@ -198,12 +203,7 @@ def test_deleting_a_job_removes_its_queued_items(jobs: JobEnv) -> None:
 def test_a_job_deleted_while_the_operator_is_down_is_swept_from_its_queue(
     jobs: JobEnv, operator: OperatorProcess
 ) -> None:
-    bucket = f"src-{jobs.namespace}"
-    jobs.upload(bucket, "gone/", {f"m{i}.py": simple_module(i) for i in range(12)})
-    jobs.submit("gone", bucket, "gone/")
-    jobs.wait_phase("gone", {"Running"}, timeout=30)
-    uid = jobs.job("gone")["metadata"]["uid"]
-    wait_for(lambda: jobs.queue().backlog() == 12, timeout=10)
+    uid = queued_job(jobs, "gone", 12)
     usual = dict(operator.extra_env)
     operator.stop()
     try:

@@ -436,19 +436,23 @@ def test_record_failure_counts_an_unqueued_item_once(queue: RedisQueue) -> None:
     assert not queue.record_failure(job, "000003", "again")
 
 
-def test_finished_items_name_their_jobs_once_in_the_touched_set(queue: RedisQueue) -> None:
+def test_finished_items_name_their_jobs_to_every_reader_of_the_progress_stream(queue: RedisQueue) -> None:
     quiet, busy, failing = uid(), uid(), uid()
     for job in (quiet, busy, failing):
         queue.enqueue(job, make_items(job, 2, job=job), 0)
-    assert queue.take_touched() == set()
+    first, cursor = queue.progress_since(None)  # a new reader starts from now
+    assert first == set()
     taken = [queue.take("w1") for _ in range(6)]
     by_job = {d.item.job_uid: d for d in reversed(taken) if d is not None}
     queue.complete(by_job[busy], "done", 0.1)
     queue.fail(by_job[failing], "unsupported construct")
-    assert queue.take_touched() == {busy, failing}
-    assert queue.take_touched() == set()  # emptied by the look
+    seen, cursor = queue.progress_since(cursor)
+    assert seen == {busy, failing}
+    other, _ = queue.progress_since("0-0")  # another reader (an operator taking over) loses nothing
+    assert other == {busy, failing}
+    assert queue.progress_since(cursor) == (set(), cursor)
     queue.complete(by_job[busy], "done", 0.1)  # a duplicate delivery still says the job was looked at
-    assert queue.take_touched() == {busy}
+    assert queue.progress_since(cursor)[0] == {busy}
 
 
 def test_thousands_of_workers_are_read_without_scanning_the_keyspace(queue: RedisQueue) -> None:

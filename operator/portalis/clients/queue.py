@@ -48,6 +48,7 @@ log = logging.getLogger("portalis.queue")
 PRIORITIES: tuple[str, ...] = ("Interactive", "Batch", "Training", "LowPriority")
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 360.0
 DEAD_LETTER_MAXLEN = 100_000
+PROGRESS_MAXLEN = 100_000  # finished items whose jobs a reader can still learn of
 CANCELLED_RETENTION_SECONDS = 7 * 24 * 3600
 PRIOR_ATTEMPTS_FIELD = "prior_attempts"  # attempts used before a release, carried by the re-added copy
 _SCAN_CHUNK = 1000
@@ -138,10 +139,10 @@ class JobStats:
 
 # --- Lua: each runs atomically on the server ---------------------------------------------------------------
 
-# KEYS: done set, stats hash, stream, failed hash, gpu-hours hash, touched-jobs set
-# ARGV: item id, outcome, gpu ms, lines, group, entry id, epoch hour, job uid
+# KEYS: done set, stats hash, stream, failed hash, gpu-hours hash, progress stream
+# ARGV: item id, outcome, gpu ms, lines, group, entry id, epoch hour, job uid, progress maxlen
 _COMPLETE = """
-redis.call('SADD', KEYS[6], ARGV[8])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'job', ARGV[8])
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 if added == 1 then
   redis.call('HINCRBY', KEYS[2], 'done', 1)
@@ -156,14 +157,15 @@ redis.call('XDEL', KEYS[3], ARGV[6])
 return added
 """
 
-# KEYS: failed hash, stats hash, stream, dead-letter stream, done set, touched-jobs set
-# ARGV: item id, reason, group, entry id, dead-letter maxlen, job uid, then the dead-letter entry's field/value pairs
+# KEYS: failed hash, stats hash, stream, dead-letter stream, done set, progress stream
+# ARGV: item id, reason, group, entry id, dead-letter maxlen, job uid, progress maxlen, then the dead-letter
+# entry's field/value pairs
 _FAIL = """
 local counted = 0
-redis.call('SADD', KEYS[6], ARGV[6])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'job', ARGV[6])
 if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 0 and redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'failed', 1)
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 7))
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 8))
   counted = 1
 end
 redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])
@@ -260,7 +262,7 @@ class RedisQueue:
         self.prefix = f"portalis:{{{namespace}/{cluster}}}"
         self.dlq = f"{self.prefix}:dlq"
         self.cancelled_key = f"{self.prefix}:cancelled"
-        self.touched_key = f"{self.prefix}:touched"  # uids of jobs with an item finished since the last look
+        self.progress_key = f"{self.prefix}:progress"  # a stream of the uids of jobs whose items finished
         self.workers_key = f"{self.prefix}:workers"  # worker names scored by when their heartbeat expires
         self.jobs_key = f"{self.prefix}:jobs"  # job uid -> "namespace/name", for the jobs with items here
         self._groups_ready = False
@@ -495,11 +497,11 @@ class RedisQueue:
         added = self._complete(
             keys=[
                 self.job_key(uid, "done"), self.job_key(uid, "stats"), d.stream, self.job_key(uid, "failed"),
-                self.job_key(uid, "gpu_hours"), self.touched_key,
+                self.job_key(uid, "gpu_hours"), self.progress_key,
             ],
             args=[
                 item_id, outcome, max(0, round(gpu_seconds * 1000)), max(0, int(lines)), self.group, d.entry_id,
-                int(time.time() // 3600), uid,
+                int(time.time() // 3600), uid, PROGRESS_MAXLEN,
             ],
         )  # fmt: skip
         return bool(added)
@@ -522,9 +524,9 @@ class RedisQueue:
                 d.stream,
                 self.dlq,
                 self.job_key(uid, "done"),
-                self.touched_key,
+                self.progress_key,
             ],
-            args=[item_id, reason, self.group, d.entry_id, DEAD_LETTER_MAXLEN, uid, *flat],
+            args=[item_id, reason, self.group, d.entry_id, DEAD_LETTER_MAXLEN, uid, PROGRESS_MAXLEN, *flat],
         )
 
     def retry_later(self, d: Delivery, reason: str) -> None:
@@ -600,16 +602,25 @@ class RedisQueue:
         """Items waiting or in flight, all priorities together."""
         return sum(d.waiting + d.in_flight for d in self.depth())
 
-    def take_touched(self) -> set[str]:
-        """Uids of the jobs that had an item finished (done or failed) since the last call; empties the set.
+    def progress_since(self, cursor: str | None) -> tuple[set[str], str]:
+        """Uids of the jobs that had an item finished (done or failed) after ``cursor``, and the new cursor.
 
-        Completing or failing an item adds its job's uid in the same script that counts it, so a job whose
-        counters moved is always named once by the next call: the operator reports exactly those jobs."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.smembers(self.touched_key)
-        pipe.delete(self.touched_key)
-        members, _ = pipe.execute()
-        return {_s(m) for m in members}
+        Completing or failing an item appends its job's uid to the queue's progress stream in the same script
+        that counts it. Each reader keeps its own cursor, so an operator reading it takes nothing from another
+        (one taking over, say). ``None`` starts from now (a new reader reconciles everything anyway); the stream
+        keeps about PROGRESS_MAXLEN entries, and a reader further behind than that waits for its periodic look.
+        """
+        if cursor is None:
+            last: Any = self.r.xrevrange(self.progress_key, count=1)
+            return set(), _s(last[0][0]) if last else "0-0"
+        uids: set[str] = set()
+        while True:
+            entries: Any = self.r.xrange(self.progress_key, min=f"({cursor}", max="+", count=_SCAN_CHUNK)
+            for entry_id, raw in entries:
+                cursor = _s(entry_id)
+                uids.add(_s(raw.get(b"job", raw.get("job", ""))))
+            if len(entries) < _SCAN_CHUNK:
+                return uids - {""}, cursor
 
     def dead_letters(self, count: int = 100) -> list[tuple[WorkItem, str]]:
         """The oldest ``count`` dead-lettered items with the reason each was set aside."""

@@ -110,6 +110,7 @@ class ClusterContext:
     queue_errors: dict[Key, QueueError] = field(default_factory=dict)  # the last failure, until a read succeeds
     replicas: dict[Key, int] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
+    progress: dict[Key, str] = field(default_factory=dict)  # cluster -> cursor in its queue's progress stream
     nodes: kopf.Index[str, dict[str, str]] | None = None
     jobs: ObjectCache = JOBS
     meter: Meter = field(default_factory=Meter)
@@ -196,7 +197,15 @@ async def reconcile(key: Key) -> Result:
     if tc is None or tc.get("metadata", {}).get("deletionTimestamp"):
         ctx.controller.forget(key)
         metrics.forget_cluster(*key)
-        for memory in (ctx.replicas, ctx.histories, ctx.backlogs, ctx.queue_errors, ctx.budgets, ctx.status_written):
+        for memory in (
+            ctx.replicas,
+            ctx.histories,
+            ctx.backlogs,
+            ctx.queue_errors,
+            ctx.budgets,
+            ctx.status_written,
+            ctx.progress,
+        ):
             memory.pop(key, None)
         return Result.forget()
     meta = tc["metadata"]
@@ -539,7 +548,11 @@ async def _look_at_queue(ctx: ClusterContext, key: Key) -> tuple[int, set[str]] 
         spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
         conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
         queue: RedisQueue = conns.queue
-        return await ctx.redis.call(queue.r, lambda: (queue.backlog(), queue.take_touched()))
+        cursor = ctx.progress.get(key)
+        backlog, (touched, ctx.progress[key]) = await ctx.redis.call(
+            queue.r, lambda: (queue.backlog(), queue.progress_since(cursor))
+        )
+        return backlog, touched
     except Exception:  # the next reconcile reports it
         return None
 

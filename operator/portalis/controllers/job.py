@@ -421,9 +421,11 @@ def _count_items(ctx: JobContext, job: Job, spec: TranslationJobSpec, stats: Any
     now = (stats.done - stats.cached, stats.cached, stats.failed)
     before = ctx.counted.get(job.uid)
     ctx.counted[job.uid] = now
-    if before is None:
-        return
     cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    if before is None:
+        for outcome in ("done", "cached", "failed"):  # every series from 0, so that its first items show in rate()
+            metrics.ITEMS.labels(*cluster, outcome)
+        return
     for outcome, new, old in zip(("done", "cached", "failed"), now, before, strict=True):
         if new > old:
             metrics.ITEMS.labels(*cluster, outcome).inc(new - old)
