@@ -156,6 +156,7 @@ def daskcluster_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> N
 
 @kopf.on.event("v1", "pods", labels={CLUSTER_LABEL: kopf.PRESENT})
 def pod_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    health.fleet_changed()
     enqueue((namespace or "", labels[CLUSTER_LABEL]))
 
 

@@ -180,6 +180,7 @@ class HealthController:
         self.view_cache: dict[str, tuple[Any, NodeView]] = {}  # node -> (resourceVersion, view)
         self.fleet_cache: tuple[float, Any, Fleet] | None = None  # (when, own pending writes, fleet)
         self.quarantined_cache: tuple[Fleet, frozenset[str]] | None = None
+        self.fleet_version = 0  # bumped on every node or worker-pod event
         self.pending: dict[str, tuple[tuple[Key, ...], float]] = {}
         self.released: dict[str, float] = {}
         self.releasing: set[str] = set()
@@ -260,10 +261,10 @@ class HealthController:
         """The fleet as the watch caches and this process' own recent writes show it.
 
         ``fresh=False`` (status reports, which run for every cluster) may return the fleet built up to
-        FLEET_CACHE_SECONDS ago, unless this process' own pending quarantines or releases changed since; a
-        decision to quarantine always builds it anew."""
+        FLEET_CACHE_SECONDS ago, unless a node or worker pod changed since or this process' own pending
+        quarantines or releases did; a decision to quarantine always builds it anew."""
         now = time.monotonic()
-        mine = (tuple(self.pending.items()), tuple(self.released.items()))
+        mine = (self.fleet_version, tuple(self.pending.items()), tuple(self.released.items()))
         if not fresh and self.fleet_cache is not None:
             at, seen, cached = self.fleet_cache
             if now - at < FLEET_CACHE_SECONDS and seen == mine:
@@ -283,7 +284,7 @@ class HealthController:
             {n: keys for n, (keys, _at) in self.pending.items()},
             self.released,
         )
-        self.fleet_cache = (now, (tuple(self.pending.items()), tuple(self.released.items())), fleet)
+        self.fleet_cache = (now, (self.fleet_version, tuple(self.pending.items()), tuple(self.released.items())), fleet)
         return fleet
 
     # ---- small helpers ----
@@ -959,7 +960,16 @@ async def health_controller_stop(**_: Any) -> None:
 async def health_node_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     ctx = CONTEXT
     if ctx is not None:
+        known = ctx.view_cache.get(str(body.get("metadata", {}).get("name", "")))
+        if type == "DELETED" or known is None or known[1] != view_node(dict(body)):
+            ctx.fleet_version += 1  # what the fleet is built from changed (not a mere heartbeat): rebuild it
         await ctx.on_node(type, dict(body))
+
+
+def fleet_changed() -> None:
+    """A worker pod appeared, moved or went: the fleet (which clusters run on which nodes) is out of date."""
+    if CONTEXT is not None:
+        CONTEXT.fleet_version += 1
 
 
 @kopf.on.event(GROUP, VERSION, "translationclusters")
