@@ -186,29 +186,36 @@ class Kube:
     # ---- events ------------------------------------------------------------------------------------------
     def event(self, ref: Ref, type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on ``ref``; failures are logged, never raised (Events are best effort)."""
-        now = datetime.now(UTC)
+        involved = {
+            "apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "namespace": ref.namespace,
+            "uid": ref.uid,
+        }  # fmt: skip
+        self.record_event(ref.namespace, involved, type_, reason, message)
+
+    def record_event(self, namespace: str, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event in ``namespace`` about ``involved`` (an object reference); best effort."""
+        now = datetime.now(UTC).isoformat()
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{ref.name}.{uuid.uuid4().hex[:16]}", "namespace": ref.namespace},
-            "involvedObject": {
-                "apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "namespace": ref.namespace,
-                "uid": ref.uid,
-            },
+            "metadata": {"name": f"{involved['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": involved,
             "type": type_,
             "reason": reason,
             "message": message[:1024],
             "source": {"component": FIELD_MANAGER},
             "reportingComponent": FIELD_MANAGER,
             "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER),
-            "firstTimestamp": now.isoformat(),
-            "lastTimestamp": now.isoformat(),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
-        }  # fmt: skip
+        }
         try:
-            self.core.create_namespaced_event(ref.namespace, body)  # type: ignore[arg-type]
+            self.core.create_namespaced_event(namespace, body)  # type: ignore[arg-type]
         except ApiException as exc:
-            log.warning("could not record Event %s on %s/%s: %s", reason, ref.namespace, ref.name, exc.reason)
+            log.warning(
+                "could not record Event %s on %s %s: %s", reason, involved["kind"], involved["name"], exc.reason
+            )
 
 
 class CountingApiClient(kubernetes.client.ApiClient):

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import kubernetes
@@ -160,26 +157,8 @@ class NodeClient:
     # ---- events ------------------------------------------------------------------------------------------
     def node_event(self, node: str, uid: str, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about the node (``kubectl describe node`` shows it); best effort, never raises."""
-        now = datetime.now(UTC).isoformat()
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{node}.{uuid.uuid4().hex[:16]}", "namespace": NODE_EVENT_NAMESPACE},
-            "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid or node},
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": FIELD_MANAGER},
-            "reportingComponent": FIELD_MANAGER,
-            "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER),
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            self.core.create_namespaced_event(NODE_EVENT_NAMESPACE, body)  # type: ignore[arg-type]
-        except ApiException as exc:
-            log.warning("could not record Event %s on node %s: %s", reason, node, exc.reason)
+        involved = {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid or node}
+        self.kube.record_event(NODE_EVENT_NAMESPACE, involved, type_, reason, message)
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
