@@ -17,9 +17,8 @@ from decimal import Decimal
 
 import pytest
 
-from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv, simple_module
-from portalis.clients.store import Store
+from e2e.helpers import wait_for
+from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
 from portalis.devcluster.operator import OperatorProcess
 from portalis.devcluster.servers import RedisServer, S3Server
 
@@ -33,9 +32,7 @@ PRICE = Decimal("0.90")
 
 @pytest.fixture
 def env(operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> Iterator[JobEnv]:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    jobs = JobEnv(Cluster(operator.kube, namespace), redis_server, s3_server, store)
+    jobs = job_env(operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
     yield jobs
     jobs.stop_workers()
     if not operator.alive():

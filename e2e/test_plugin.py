@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv, simple_module
-from portalis.clients.store import Store
+from e2e.helpers import wait_for
+from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
 from portalis.devcluster.cluster import DevCluster
 from portalis.devcluster.operator import ROOT, OperatorProcess
 from portalis.devcluster.servers import RedisServer, S3Server
@@ -56,9 +55,7 @@ def kubectl_portalis(
 
 @pytest.fixture
 def jobs(operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> Iterator[JobEnv]:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    env = JobEnv(Cluster(operator.kube, namespace), redis_server, s3_server, store)
+    env = job_env(operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
     env.create_cluster()
     yield env
     env.stop_workers()

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from e2e.gpu_health import Pool, is_quarantined, node, notification, portalis_marks, post, start_health_operator
-from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv
-from portalis.clients.store import Store
+from e2e.helpers import wait_for
+from e2e.jobs import ARTIFACTS, JobEnv, job_env
 from portalis.devcluster.cluster import DevCluster
 from portalis.devcluster.operator import OperatorProcess
 from portalis.devcluster.servers import RedisServer, S3Server
@@ -82,9 +81,7 @@ def pool(crds: DevCluster) -> Iterator[Pool]:
 
 @pytest.fixture
 def env(health_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> JobEnv:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    return JobEnv(Cluster(health_operator.kube, namespace), redis_server, s3_server, store)
+    return job_env(health_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
 
 
 def quarantine_a_node(env: JobEnv, pool: Pool, operator: OperatorProcess) -> str:

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv
+from e2e.helpers import wait_for
+from e2e.jobs import ARTIFACTS, JobEnv, job_env
 from portalis.clients.queue import RedisQueue, WorkItem
-from portalis.clients.store import Store
 from portalis.devcluster.operator import OperatorProcess
 from portalis.devcluster.servers import RedisServer, S3Server
 
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture
 def env(operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> Iterator[JobEnv]:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    yield JobEnv(Cluster(operator.kube, namespace), redis_server, s3_server, store)
+    yield job_env(operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
 
 
 def items(env: JobEnv, count: int, job_uid: str = "scale-test", priority: str = "Batch") -> list[WorkItem]:

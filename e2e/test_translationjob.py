@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from e2e.helpers import Cluster, wait_for
-from e2e.jobs import ARTIFACTS, JobEnv, simple_module
-from portalis.clients.store import Store
+from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
 from portalis.devcluster.operator import OperatorProcess
 from portalis.devcluster.servers import RedisServer, S3Server
 
@@ -23,9 +22,7 @@ POISON = b"def parse(x: str) -> int:\n    try:\n        return int(x)\n    excep
 
 @pytest.fixture
 def jobs(operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> Iterator[JobEnv]:
-    store = Store(s3_server.endpoint, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    store.ensure_bucket(ARTIFACTS)
-    env = JobEnv(Cluster(operator.kube, namespace), redis_server, s3_server, store)
+    env = job_env(operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
     env.create_cluster()
     yield env
     env.stop_workers()
