@@ -22,6 +22,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from portalis import metrics
+from portalis.clients import IO_THREADS
 
 log = logging.getLogger("portalis.kube")
 
@@ -154,19 +155,20 @@ class Kube:
     def patch_status(self, ref: Ref, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; a deleted object is not an error."""
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            _discard(self.custom.patch_namespaced_custom_object_status(
                 ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, {"status": status},
-                _content_type=MERGE,
-            )  # fmt: skip
+                _content_type=MERGE, _preload_content=False,
+            ))  # fmt: skip
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     def patch(self, ref: Ref, body: dict[str, Any]) -> None:
         try:
-            self.custom.patch_namespaced_custom_object(
-                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, body, _content_type=MERGE
-            )
+            _discard(self.custom.patch_namespaced_custom_object(
+                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, body, _content_type=MERGE,
+                _preload_content=False,
+            ))  # fmt: skip
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -211,11 +213,20 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(namespace, body)  # type: ignore[arg-type]
+            created = self.core.create_namespaced_event(namespace, body, _preload_content=False)  # type: ignore[arg-type]
+            _discard(created)
         except ApiException as exc:
             log.warning(
                 "could not record Event %s on %s %s: %s", reason, involved["kind"], involved["name"], exc.reason
             )
+
+
+def _discard(response: Any) -> None:
+    """Read and release a response whose body Portalis does not need (``_preload_content=False``): turning
+    the JSON of a patched object or a created Event into the client's model classes cost more CPU than the
+    request itself. Errors are still raised as ApiException by the client."""
+    response.read()
+    response.release_conn()
 
 
 class CountingApiClient(kubernetes.client.ApiClient):
@@ -232,7 +243,7 @@ def _load_client() -> kubernetes.client.ApiClient:
         kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
-    config.connection_pool_maxsize = 32
+    config.connection_pool_maxsize = IO_THREADS
     if not config.verify_ssl:
         # the kubeconfig itself asked to skip verification (the local cluster); say so once, not per request
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

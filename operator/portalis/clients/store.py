@@ -18,6 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from portalis.clients import IO_THREADS
+
 LIST_PAGE_SIZE = 1000
 
 _REASONS = {
@@ -83,7 +85,7 @@ class Store:
             retries={"max_attempts": 5, "mode": "standard"},
             connect_timeout=5,
             read_timeout=30,
-            max_pool_connections=32,
+            max_pool_connections=IO_THREADS,
             s3={"addressing_style": "path"} if force_path_style else None,
         )
         self.s3: Any = boto3.session.Session().client(

@@ -10,8 +10,7 @@ from typing import Any
 import kopf
 
 from portalis import GROUP
-
-IO_THREADS = 64
+from portalis.clients import IO_THREADS
 
 
 @kopf.on.startup()
