@@ -455,6 +455,34 @@ def test_finished_items_name_their_jobs_to_every_reader_of_the_progress_stream(q
     assert queue.progress_since(cursor)[0] == {busy}
 
 
+def test_one_look_gives_the_backlog_and_the_progress_of_two_separate_reads(queue: RedisQueue) -> None:
+    a, b = uid(), uid()
+    queue.enqueue(a, make_items(a, 3, job=a), 0)
+    queue.enqueue(b, make_items(b, 2, job=b), 0)
+    backlog, seen, cursor = queue.look(None)  # a new reader starts from now
+    assert (backlog, seen) == (5, set())
+    taken = queue.take("w1")
+    assert taken is not None
+    assert queue.look(cursor)[:2] == (queue.backlog(), set()) == (5, set())  # in flight still counts
+    queue.complete(taken, "done", 0.1)
+    backlog, seen, after = queue.look(cursor)
+    assert (backlog, seen) == (queue.backlog(), {taken.item.job_uid}) == (4, {taken.item.job_uid})
+    assert queue.progress_since(cursor) == (seen, after)
+    assert queue.look(after) == (4, set(), after)
+
+
+def test_a_look_far_behind_the_progress_stream_reads_every_chunk(queue: RedisQueue) -> None:
+    _, cursor = queue.progress_since(None)
+    pipe = queue.r.pipeline(transaction=False)
+    uids = [uid() for _ in range(2500)]
+    for job in uids:
+        pipe.xadd(queue.progress_key, {"job": job})
+    pipe.execute()
+    backlog, seen, after = queue.look(cursor)
+    assert (backlog, seen) == (0, set(uids))
+    assert queue.look(after)[1] == set()
+
+
 def test_thousands_of_workers_are_read_without_scanning_the_keyspace(queue: RedisQueue) -> None:
     pipe = queue.r.pipeline(transaction=False)
     for i in range(2500):

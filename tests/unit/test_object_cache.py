@@ -1,10 +1,14 @@
-"""The job watch cache: bodies by key and keys by the cluster each job names."""
+"""The job watch cache (bodies by key and keys by the cluster each job names) and the parsed-spec cache."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from portalis.controllers.caches import ObjectCache, cluster_of_job, slim
+import pytest
+from pydantic import ValidationError
+
+from portalis.api.v1alpha1.job import TranslationJobSpec
+from portalis.controllers.caches import ObjectCache, SpecCache, cluster_of_job, slim
 
 
 def job(cluster: str, namespace: str | None = None, uid: str = "u") -> dict[str, Any]:
@@ -40,3 +44,44 @@ def test_cached_bodies_leave_out_managed_fields_without_touching_the_watched_obj
     kept = slim(body)
     assert kept == {"metadata": {"name": "j", "uid": "u"}, "spec": {"a": 1}}
     assert body["metadata"]["managedFields"] == [{"manager": "kubectl"}]
+
+
+def _tj(uid: str, generation: int, cluster: str) -> dict[str, Any]:
+    return {
+        "metadata": {"uid": uid, "generation": generation},
+        "spec": {"clusterRef": {"name": cluster}, "source": {"bucket": "src-bucket", "prefix": "src/"}},
+    }
+
+
+def test_a_parsed_spec_is_reused_until_the_generation_changes() -> None:
+    specs = SpecCache()
+    first = specs.parse(TranslationJobSpec, _tj("u1", 1, "a"))
+    assert specs.parse(TranslationJobSpec, _tj("u1", 1, "a")) is first
+    changed = specs.parse(TranslationJobSpec, _tj("u1", 2, "b"))
+    assert changed.cluster_ref.name == "b"
+    assert specs.parse(TranslationJobSpec, _tj("u2", 1, "c")).cluster_ref.name == "c"  # another object
+
+
+def test_a_spec_without_uid_or_generation_is_parsed_every_time() -> None:
+    specs = SpecCache()
+    body = _tj("", 1, "a")
+    assert specs.parse(TranslationJobSpec, body) is not specs.parse(TranslationJobSpec, body)
+
+
+def test_an_invalid_spec_raises_each_time_and_is_not_kept() -> None:
+    specs = SpecCache()
+    bad = {"metadata": {"uid": "u1", "generation": 1}, "spec": {"clusterRef": {}}}
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            specs.parse(TranslationJobSpec, bad)
+    assert specs.parse(TranslationJobSpec, _tj("u1", 1, "a")).cluster_ref.name == "a"
+
+
+def test_the_spec_cache_keeps_the_most_recently_used() -> None:
+    specs = SpecCache(size=2)
+    a = specs.parse(TranslationJobSpec, _tj("a", 1, "x"))
+    specs.parse(TranslationJobSpec, _tj("b", 1, "x"))
+    assert specs.parse(TranslationJobSpec, _tj("a", 1, "x")) is a  # a is now the most recent
+    specs.parse(TranslationJobSpec, _tj("c", 1, "x"))  # evicts b
+    assert specs.parse(TranslationJobSpec, _tj("a", 1, "x")) is a
+    assert len(specs._specs) == 2

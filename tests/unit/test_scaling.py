@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portalis.desired.scaling import History, ScalingPolicy, Worker, choose_idle, decide, wanted_workers
+from portalis.desired.scaling import (
+    History,
+    ScalingPolicy,
+    Worker,
+    backlog_needs_a_look,
+    choose_idle,
+    decide,
+    wanted_workers,
+)
 
 POLICY = ScalingPolicy(min_workers=1, max_workers=8, target_items_per_worker=50, scale_down_stabilization_seconds=60)
 
@@ -174,3 +182,38 @@ def test_property_monotone_in_backlog(policy: ScalingPolicy, current: int, a: in
     d_high = decide(policy, current, high, idle(current), History(), now=0)
     assert d_low.replicas <= d_high.replicas
     assert wanted_workers(low, policy) <= wanted_workers(high, policy)
+
+
+def test_a_backlog_move_is_looked_at_at_once_only_when_it_moves_the_target() -> None:
+    policy = ScalingPolicy(min_workers=1, max_workers=8, target_items_per_worker=10)
+    assert backlog_needs_a_look(policy, None, 5, 0.0, 5.0)  # never looked at
+    assert not backlog_needs_a_look(policy, 35, 35, 60.0, 5.0)  # unchanged
+    assert backlog_needs_a_look(policy, 35, 41, 0.1, 5.0)  # 4 -> 5 workers wanted
+    assert not backlog_needs_a_look(policy, 35, 38, 0.1, 5.0)  # still 4: only the figures moved
+    assert backlog_needs_a_look(policy, 35, 38, 5.0, 5.0)  # ... and they are written every 5 s
+    assert backlog_needs_a_look(policy, 1, 0, 0.1, 5.0)  # the queue emptied
+    assert backlog_needs_a_look(policy, 0, 1, 0.1, 5.0)  # work arrived
+    assert not backlog_needs_a_look(policy, 500, 900, 0.1, 5.0)  # past maxWorkers either way
+
+
+def test_without_autoscaling_only_figures_and_empty_queues_bring_a_look() -> None:
+    policy = ScalingPolicy(min_workers=1, max_workers=8, target_items_per_worker=10, enabled=False)
+    assert not backlog_needs_a_look(policy, 5, 95, 0.1, 5.0)
+    assert backlog_needs_a_look(policy, 5, 0, 0.1, 5.0)
+    assert backlog_needs_a_look(policy, 5, 95, 6.0, 5.0)
+
+
+@given(
+    st.integers(0, 5),
+    st.integers(1, 20),
+    st.integers(1, 50),
+    st.integers(0, 2000),
+    st.integers(0, 2000),
+)
+def test_property_a_skipped_move_never_changes_what_the_scaler_wants(
+    lo: int, span: int, target: int, seen: int, backlog: int
+) -> None:
+    policy = ScalingPolicy(min_workers=lo, max_workers=lo + span, target_items_per_worker=target)
+    if not backlog_needs_a_look(policy, seen, backlog, 0.0, 5.0):
+        assert wanted_workers(seen, policy) == wanted_workers(backlog, policy)
+        assert (seen == 0) == (backlog == 0)

@@ -6,10 +6,11 @@ changes; their values never reach a log line or a status field.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -37,6 +38,8 @@ class ClusterConnections:
     store: Store
     bucket: str
     fingerprint: str
+    # the parsed spec these were made for: the same object again needs no fingerprint
+    spec: object = field(default=None, compare=False, repr=False)
 
 
 class Connections:
@@ -75,12 +78,30 @@ class Connections:
             raise ConnectionError_("SecretKeyNotFound", f"Secret {namespace}/{name} has no key {key}")
         return base64.b64decode(data[key]).decode()
 
+    def known(self, namespace: str, name: str, spec: TranslationClusterSpec) -> ClusterConnections | None:
+        """The connections made for this very spec object, if any: a lookup that blocks on nothing, so a caller on
+        the event loop needs no thread for it (the operator's specs are parsed once per generation)."""
+        with self._lock:
+            cached = self._by_cluster.get((namespace, name))
+        return cached if cached is not None and cached.spec is spec else None
+
+    async def for_cluster_async(self, namespace: str, name: str, spec: TranslationClusterSpec) -> ClusterConnections:
+        """``for_cluster`` from the event loop: in a thread only when Secrets must be read or clients made."""
+        known = self.known(namespace, name, spec)
+        if known is not None:
+            return known
+        return await asyncio.to_thread(self.for_cluster, namespace, name, spec)
+
     def for_cluster(self, namespace: str, name: str, spec: TranslationClusterSpec) -> ClusterConnections:
+        known = self.known(namespace, name, spec)
+        if known is not None:
+            return known
         fingerprint = spec.queue.model_dump_json() + spec.storage.model_dump_json() + spec.engine.model_dump_json()
         key = (namespace, name)
         with self._lock:
             cached = self._by_cluster.get(key)
         if cached is not None and cached.fingerprint == fingerprint:
+            cached.spec = spec
             return cached
         if spec.queue.url_secret_ref is not None:
             ref = spec.queue.url_secret_ref
@@ -112,7 +133,7 @@ class Connections:
                     force_path_style=path_style,
                 )  # fmt: skip
         queue = RedisQueue(client, namespace, name, **kwargs)
-        conns = ClusterConnections(queue, store, spec.storage.bucket, fingerprint)
+        conns = ClusterConnections(queue, store, spec.storage.bucket, fingerprint, spec)
         with self._lock:
             self._by_cluster[key] = conns
         log.info("connected cluster %s/%s to its queue and object store", namespace, name)

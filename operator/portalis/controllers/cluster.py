@@ -30,7 +30,7 @@ from portalis.clients.connections import ClusterConnections, ConnectionError_, C
 from portalis.clients.kube import Kube, Ref, rejection
 from portalis.clients.queue import QueueDepth, RedisQueue
 from portalis.controllers import health
-from portalis.controllers.caches import JOBS, ObjectCache, slim
+from portalis.controllers.caches import JOBS, SPECS, ObjectCache, slim
 from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.redis_gate import RedisGate, Unreachable
 from portalis.controllers.runtime import Controller, Key, Result, first
@@ -49,7 +49,7 @@ from portalis.desired.conditions import FALSE, ConditionUpdate, compute_conditio
 from portalis.desired.daskcluster import build_daskcluster, daskcluster_name
 from portalis.desired.pods import CLUSTER_LABEL, Owner
 from portalis.desired.raycluster import build_raycluster, clamp_replicas, raycluster_name
-from portalis.desired.scaling import Decision, History, ScalingPolicy, Worker, decide
+from portalis.desired.scaling import Decision, History, ScalingPolicy, Worker, backlog_needs_a_look, decide
 
 log = logging.getLogger("portalis.cluster")
 
@@ -106,7 +106,8 @@ class ClusterContext:
     kube: Kube
     connections: Connections
     histories: dict[Key, History] = field(default_factory=dict)
-    backlogs: dict[Key, int] = field(default_factory=dict)
+    backlogs: dict[Key, int] = field(default_factory=dict)  # as the last reconcile saw it
+    scaled_at: dict[Key, float] = field(default_factory=dict)  # when the last reconcile read the queue
     queue_errors: dict[Key, QueueError] = field(default_factory=dict)  # the last failure, until a read succeeds
     replicas: dict[Key, int] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
@@ -202,6 +203,7 @@ async def reconcile(key: Key) -> Result:
             ctx.replicas,
             ctx.histories,
             ctx.backlogs,
+            ctx.scaled_at,
             ctx.queue_errors,
             ctx.budgets,
             ctx.status_written,
@@ -215,7 +217,7 @@ async def reconcile(key: Key) -> Result:
     status: dict[str, Any] = dict(tc.get("status") or {})
     now = datetime.now(UTC)
     try:
-        spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
+        spec = SPECS.parse(TranslationClusterSpec, tc)
     except ValidationError as exc:
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         invalid = {
@@ -436,7 +438,7 @@ async def _scale(
     if not queue_worth_trying(ctx, key):
         return ScaleObservation(None)
     try:
-        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        conns = await ctx.connections.for_cluster_async(key[0], key[1], spec)
         depth, heartbeats = await ctx.redis.call(conns.queue.r, partial(_read_queue, conns), wake=_waker(ctx, key))
     except Exception as exc:  # the queue is down or its Secret is missing: keep the worker count
         remember_queue_error(ctx, key, exc, "not scaling")
@@ -444,6 +446,7 @@ async def _scale(
     ctx.queue_errors.pop(key, None)
     backlog = sum(d.waiting + d.in_flight for d in depth)
     ctx.backlogs[key] = backlog
+    ctx.scaled_at[key] = time.monotonic()
     busy = busy_pods(heartbeats, names)
     views = [Worker(p.name, busy=p.name in busy, ready=p.ready) for p in workers]
     history = ctx.histories.setdefault(key, History())
@@ -518,8 +521,9 @@ async def _record_scale(ctx: ClusterContext, ref: Ref, key: Key, current: int, d
 
 
 async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS) -> None:
-    """Look at every cluster's queue every ``interval`` seconds: a changed backlog enqueues the cluster at once,
-    and the jobs whose items finished since the last look are handed to the progress listeners.
+    """Look at every cluster's queue every ``interval`` seconds: a backlog change that matters to the scaler
+    enqueues the cluster at once (others at most every FIGURES_SECONDS, for the figures in status), and the jobs
+    whose items finished since the last look are handed to the progress listeners.
 
     The clusters are read side by side, through the gate, so one Redis that stops answering delays nobody else.
     """
@@ -527,11 +531,13 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
         await asyncio.sleep(interval)
         keys = list(ctx.backlogs)
         looks = await asyncio.gather(*(_look_at_queue(ctx, key) for key in keys))
+        now = time.monotonic()
         for key, look in zip(keys, looks, strict=True):
             if look is None or key not in ctx.backlogs:
                 continue
-            backlog, touched = look
-            if backlog != ctx.backlogs.get(key):
+            backlog, touched, policy = look
+            since = now - ctx.scaled_at.get(key, float("-inf"))
+            if backlog_needs_a_look(policy, ctx.backlogs.get(key), backlog, since, FIGURES_SECONDS):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
             if touched:
@@ -539,21 +545,20 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
                     listener(key, touched)
 
 
-async def _look_at_queue(ctx: ClusterContext, key: Key) -> tuple[int, set[str]] | None:
-    """The cluster's backlog, and the jobs with items finished since the last look (taken from the queue)."""
+async def _look_at_queue(ctx: ClusterContext, key: Key) -> tuple[int, set[str], ScalingPolicy] | None:
+    """The cluster's backlog, the jobs with items finished since the last look (taken from the queue), and the
+    cluster's scaling policy."""
     tc = first(ctx.clusters, key)
     if tc is None:
         ctx.backlogs.pop(key, None)
         return None
     try:
-        spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
-        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        spec = SPECS.parse(TranslationClusterSpec, tc)
+        conns = await ctx.connections.for_cluster_async(key[0], key[1], spec)
         queue: RedisQueue = conns.queue
         cursor = ctx.progress.get(key)
-        backlog, (touched, ctx.progress[key]) = await ctx.redis.call(
-            queue.r, lambda: (queue.backlog(), queue.progress_since(cursor))
-        )
-        return backlog, touched
+        backlog, touched, ctx.progress[key] = await ctx.redis.call(queue.r, partial(queue.look, cursor))
+        return backlog, touched, _policy(spec)
     except Exception:  # the next reconcile reports it
         return None
 
@@ -579,7 +584,7 @@ async def _budget(
     on = {p.get("spec", {}).get("nodeName") for p in workers} - {None, ""}
     nodes = {name: next(iter((ctx.nodes or {}).get(name) or ()), {}) for name in on}  # the workers' nodes only
     try:
-        conns = await asyncio.to_thread(ctx.connections.for_cluster, key[0], key[1], spec)
+        conns = await ctx.connections.for_cluster_async(key[0], key[1], spec)
         run = partial(meter, key, spec, conns, workers, nodes, jobs, ctx.meter)
         state = await ctx.redis.call(conns.queue.r, run, wake=_waker(ctx, key))
     except Exception as exc:

@@ -42,7 +42,7 @@ from portalis.clients.connections import Connections
 from portalis.clients.inflight import release_held_by
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.nodes import Eviction, NodeClient
-from portalis.controllers.caches import slim
+from portalis.controllers.caches import SPECS, slim
 from portalis.controllers.runtime import Controller, Key, Result
 from portalis.desired.conditions import format_time
 from portalis.desired.health import (
@@ -636,7 +636,7 @@ class HealthController:
         if tc is None:
             return []
         try:
-            spec = TranslationClusterSpec.model_validate(tc.get("spec") or {})
+            spec = SPECS.parse(TranslationClusterSpec, tc)
             conns = self.connections.for_cluster(key[0], key[1], spec)
             return release_held_by(conns.queue, set(pods))
         except Exception as exc:  # the visibility timeout returns them later

@@ -33,7 +33,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
-from portalis.controllers.caches import JOBS, ObjectCache, slim
+from portalis.controllers.caches import JOBS, SPECS, ObjectCache, slim
 from portalis.controllers.redis_gate import RedisGate
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
@@ -63,7 +63,9 @@ RUNNING_RESYNC_SECONDS = 5.0
 WAITING_RESYNC_SECONDS = 30.0
 MAX_RESYNC_SECONDS = 60.0
 STALL_SECONDS = 60.0
-PLAN_CACHE_SIZE = 256
+# Plans kept in memory, counted in items (a plan of one file costs as little as a job's other memory; one of
+# 100,000 files costs tens of MB): a job reconciled again within it is not read back from S3.
+PLAN_CACHE_ITEMS = 50_000
 
 
 # ---- watch caches and events ------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ class JobContext:
     kube: Kube
     connections: Connections
     plans: OrderedDict[str, list[PlanItem]] = field(default_factory=OrderedDict)
+    plan_items: int = 0  # items in all plans held
     rates: dict[str, RateTracker] = field(default_factory=dict)
     progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
@@ -257,7 +260,7 @@ async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
     )
     now = datetime.now(UTC)
     try:
-        spec = TranslationJobSpec.model_validate(body.get("spec") or {})
+        spec = SPECS.parse(TranslationJobSpec, body)
     except ValidationError as exc:
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         return await _finish_reconcile(
@@ -282,7 +285,7 @@ async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
         )
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
     try:
-        tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
+        tc = SPECS.parse(TranslationClusterSpec, tc_body)
     except ValidationError:
         problem = Problem(
             "ClusterInvalid", f"TranslationCluster {cluster_ns}/{spec.cluster_ref.name} is invalid.", False
@@ -298,7 +301,7 @@ async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
         )
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
     try:
-        conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster_ns, spec.cluster_ref.name, tc)
+        conns = await ctx.connections.for_cluster_async(cluster_ns, spec.cluster_ref.name, tc)
     except ConnectionError_ as exc:
         problem = Problem(exc.reason, exc.message, False)
         return await _finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
@@ -531,8 +534,9 @@ async def _plan(
                      f"Planned {len(plan)} files ({size / 1024 / 1024:.1f} MB) from "
                      f"{_s3(spec.source.bucket, spec.source.prefix)}; plan at {_s3(conns.bucket, key)}.")  # fmt: skip
     ctx.plans[job.uid] = plan
-    while len(ctx.plans) > PLAN_CACHE_SIZE:
-        ctx.plans.popitem(last=False)
+    ctx.plan_items += len(plan)
+    while ctx.plan_items > PLAN_CACHE_ITEMS and len(ctx.plans) > 1:
+        ctx.plan_items -= len(ctx.plans.popitem(last=False)[1])
     return plan
 
 
@@ -647,8 +651,8 @@ async def _forget_in_queue(ctx: JobContext, cluster: Key, uid: str, why: str) ->
     if tc_body is None or not uid:
         return False
     try:
-        tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
-        conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster[0], cluster[1], tc)
+        tc = SPECS.parse(TranslationClusterSpec, tc_body)
+        conns = await ctx.connections.for_cluster_async(cluster[0], cluster[1], tc)
         removed = await asyncio.to_thread(conns.queue.cancel_job, uid)
         await asyncio.to_thread(conns.queue.forget_job, uid)
     except (ValidationError, ConnectionError_, ValueError, redis.RedisError) as exc:
@@ -659,7 +663,7 @@ async def _forget_in_queue(ctx: JobContext, cluster: Key, uid: str, why: str) ->
 
 
 def _forget_memory(ctx: JobContext, uid: str) -> None:
-    ctx.plans.pop(uid, None)
+    ctx.plan_items -= len(ctx.plans.pop(uid, ()))
     ctx.rates.pop(uid, None)
     ctx.progress_at.pop(uid, None)
     ctx.intervals.pop(uid, None)
@@ -684,8 +688,8 @@ async def _sweep_cluster(ctx: JobContext, cluster: Key) -> None:
     tc_body = first(ctx.clusters, cluster)
     if tc_body is None:
         return
-    tc = TranslationClusterSpec.model_validate(tc_body.get("spec") or {})
-    conns = await asyncio.to_thread(ctx.connections.for_cluster, cluster[0], cluster[1], tc)
+    tc = SPECS.parse(TranslationClusterSpec, tc_body)
+    conns = await ctx.connections.for_cluster_async(cluster[0], cluster[1], tc)
     held = await asyncio.to_thread(conns.queue.job_uids)
     live = {
         str((body.get("metadata") or {}).get("uid"))

@@ -73,6 +73,25 @@ def wanted_workers(backlog: int, policy: ScalingPolicy) -> int:
     return max(policy.min_workers, min(policy.max_workers, raw))
 
 
+def backlog_needs_a_look(
+    policy: ScalingPolicy, seen: int | None, backlog: int, since_look: float, figures_seconds: float
+) -> bool:
+    """Whether a cluster whose queue now holds ``backlog`` items should be reconciled, when its last reconcile
+    saw ``seen`` items ``since_look`` seconds ago. A change that moves the scaler's target, or that empties or
+    starts the queue, is acted on at once; any other change only refreshes the queue figures in status, which
+    are written at most every ``figures_seconds``. (While thousands of items are queued, the backlog moves on
+    every look, and reconciling for each move cost more than all the work it found.)"""
+    if seen is None:
+        return True
+    if backlog == seen:
+        return False
+    if (seen == 0) != (backlog == 0):
+        return True
+    if policy.enabled and wanted_workers(seen, policy) != wanted_workers(backlog, policy):
+        return True
+    return since_look >= figures_seconds
+
+
 def decide(
     policy: ScalingPolicy,
     current: int,
