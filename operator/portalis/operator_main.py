@@ -4,12 +4,30 @@ GPU alert inputs (the Alertmanager webhook receiver, the dcgm-exporter poller) o
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Coroutine
 from typing import Any
 
 import kopf
+
+# The cyclic garbage collector's thresholds (generation 0 allocations, then collections of the younger generation
+# per collection of the next). Python's default (700, 10, 10) runs a young collection every 700 container
+# allocations; an operator parsing thousands of watch events a second into dicts ran one hundreds of times a
+# second and spent about a fifth of its CPU there, most of it promoting short-lived bodies. The object graph is
+# small in count but large in size (cached bodies), so fewer, larger young collections cost far less.
+GC_THRESHOLDS = "50000,20,20"
+
+
+def _tune_gc(thresholds: str) -> None:
+    try:
+        values = [int(v) for v in thresholds.split(",")]
+    except ValueError:
+        logging.getLogger("portalis").warning("PORTALIS_GC_THRESHOLDS=%r is not three integers; ignored", thresholds)
+        return
+    gc.set_threshold(*values[:3])
+    gc.freeze()  # what start-up made (modules, classes, settings) lives as long as the process: never scanned
 
 
 def run_operator(
@@ -31,6 +49,7 @@ def run_operator(
     from portalis.controllers import cluster, job, settings  # noqa: F401
     from portalis.controllers import health as health_controller  # noqa: F401
 
+    _tune_gc(os.environ.get("PORTALIS_GC_THRESHOLDS", GC_THRESHOLDS))
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
     # kopf reports every event handler call at INFO; the controllers log what happened to which object instead

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import subprocess
 
@@ -22,7 +23,10 @@ def test_promtool_check_metrics_is_clean() -> None:
     metrics.SPEND.labels("ns", "c", "team-a").inc(0.01)
     metrics.API_REQUESTS.labels("GET").inc()
     metrics.observe_reconcile("translationcluster", 0.02, True)
+    metrics.watch_gc()
+    gc.collect()
     text = generate_latest()
+    assert b'portalis_gc_seconds_total{generation="2"}' in text
     assert b"portalis_queue_depth" in text and b"portalis_spend_dollars_total" in text
     proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stdout + proc.stderr
