@@ -216,8 +216,7 @@ def test_any_character_in_the_spec_reaches_the_raycluster_unchanged(tc: Cluster)
 @pytest.mark.parametrize(
     ("name", "patch", "why"),
     [
-        # a valid TranslationCluster name, but not a valid label value, which the RayCluster carries (422)
-        ("n" * 70, {}, "metadata.labels"),
+        # (names the RayCluster could not have are refused at admission: tests/integration/admission_cases.yaml)
         # podTemplate is free-form; a field the RayCluster's schema lacks fails server-side apply (a 500)
         (
             "extra",

@@ -167,7 +167,7 @@ def _description(model: type[BaseModel]) -> str:
     return " ".join((inspect.getdoc(model) or "").split())
 
 
-def build_schema(model: type[BaseModel]) -> Schema:
+def build_schema(model: type[ResourceModel]) -> Schema:
     """The structural ``openAPIV3Schema`` of a resource model (one with ``spec`` and ``status`` fields)."""
     schema = model.model_json_schema(by_alias=True, mode="validation")
     defs = schema.get("$defs", {})
@@ -183,7 +183,9 @@ def build_schema(model: type[BaseModel]) -> Schema:
                 "spec": _structural(props["spec"], defs, "spec"),
                 "status": _structural(props["status"], defs, "status"),
             },
-            "required": ["spec"],
+            # rules on the whole object read metadata.name, which every stored object has
+            "required": ["metadata", "spec"] if model.resource.rules else ["spec"],
+            **({X_VALIDATIONS: list(model.resource.rules)} if model.resource.rules else {}),
         }
     )
 
@@ -377,9 +379,9 @@ def _field_table(schema: Schema, path: str) -> list[str]:
 def _rules_table(schema: Schema) -> list[str]:
     lines = ["| Object (`self`) | Rule | Message | Reported at |", "|---|---|---|---|"]
     for path, node in walk_nodes(schema, ""):
-        where = path.lstrip(".")
+        where = path.lstrip(".") or "(the object)"
         for r in node.get(X_VALIDATIONS, []):
-            reported = where + r.get("fieldPath", "")
+            reported = (path.lstrip(".") + r.get("fieldPath", "")).lstrip(".")
             cells = (f"`{where}`", f"`{r['rule']}`", r["message"], f"`{reported}`")
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return lines
@@ -423,7 +425,7 @@ def render_api_docs() -> str:
         for part in ("spec", "status"):
             out += ["", f"### {part}", "", root["properties"][part]["description"], ""]
             out += _field_table(root["properties"][part], part)
-        out += ["", "### Validation rules", "", *_rules_table({"properties": root["properties"]}), ""]
+        out += ["", "### Validation rules", "", *_rules_table(root), ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -8,6 +8,7 @@ from this module by ``portalis.api.crdgen``.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -690,6 +691,16 @@ class TranslationClusterStatus(StatusModel):
 
 # --- the resource ------------------------------------------------------------------------------------------
 
+# KubeRay refuses RayCluster names longer than 53 characters (63, a Service name's limit, less "-serve-svc") or
+# not DNS-1035 labels; the RayCluster has the TranslationCluster's name.
+MAX_CLUSTER_NAME = 53
+CLUSTER_NAME_MESSAGE = (
+    f"metadata.name must be at most {MAX_CLUSTER_NAME} characters of lowercase letters, digits and '-', starting "
+    "with a letter and ending with a letter or digit: it names the RayCluster or DaskCluster, whose Services add "
+    "suffixes such as -serve-svc, and labels the pods"
+)
+_CLUSTER_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+
 
 class TranslationCluster(ResourceModel):
     """A GPU cluster (Ray or Dask) that runs TranslationJobs, scaled from its queue and kept within budget."""
@@ -714,6 +725,13 @@ class TranslationCluster(ResourceModel):
             PrinterColumn("Daily Limit", "string", ".status.budget.daily.limit", "Today's spend limit.", priority=1),
             PrinterColumn("RayCluster", "string", ".status.rayClusterName", "The RayCluster behind it.", priority=1),
         ),
+        rules=(
+            cel(
+                f"self.metadata.name.size() <= {MAX_CLUSTER_NAME} && "
+                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                CLUSTER_NAME_MESSAGE,
+            ),
+        ),
     )
 
     api_version: Literal["portalis.dev/v1alpha1"] = Field(default="portalis.dev/v1alpha1", alias="apiVersion")
@@ -728,3 +746,10 @@ class TranslationCluster(ResourceModel):
     status: TranslationClusterStatus | None = Field(
         default=None, description="What the operator last observed: conditions, progress, spend and more."
     )
+
+    @model_validator(mode="after")
+    def _name_fits_the_backend(self) -> TranslationCluster:
+        name = self.metadata.name
+        if name is not None and (len(name) > MAX_CLUSTER_NAME or not _CLUSTER_NAME.fullmatch(name)):
+            raise ValueError(CLUSTER_NAME_MESSAGE)
+        return self

@@ -475,17 +475,42 @@ class Toleration(SpecModel):
         return self
 
 
+# A container's resource names: the standard ones without a prefix, anything else (extended resources) with a
+# domain prefix, as the apiserver checks them on the pods the backend creates.
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+RESOURCE_NAME_MESSAGE = (
+    "every resource name must be cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource with a "
+    f"domain prefix such as nvidia.com/gpu ({LABEL_KEY_HELP})"
+)
+
+
+def is_resource_name(value: str) -> bool:
+    """Whether a container may request ``value`` (``cpu``, ``hugepages-2Mi``, ``nvidia.com/gpu``, ...)."""
+    return is_label_key(value) and ("/" in value or value in STANDARD_RESOURCES or value.startswith("hugepages-"))
+
+
+_STANDARD_CEL = "[" + ", ".join(f"'{r}'" for r in STANDARD_RESOURCES) + "]"
+ResourceMap = Annotated[
+    dict[str, Quantity],
+    Field(max_length=16),
+    _checker(lambda m: all(is_resource_name(k) for k in m), RESOURCE_NAME_MESSAGE),
+    Cel(
+        f"self.all(k, {label_key_rule('k')} && "
+        f"(k.contains('/') || k in {_STANDARD_CEL} || k.startsWith('hugepages-')))",
+        RESOURCE_NAME_MESSAGE,
+    ),
+]
+
+
 class ResourceRequirements(SpecModel):
     """CPU, memory and other resources for the containers, as in a container's resources."""
 
-    requests: dict[str, Quantity] | None = Field(
+    requests: ResourceMap | None = Field(
         default=None,
-        max_length=16,
         description='Resources the scheduler reserves, such as {"cpu": "2", "memory": "8Gi"}.',
     )
-    limits: dict[str, Quantity] | None = Field(
+    limits: ResourceMap | None = Field(
         default=None,
-        max_length=16,
         description='Most the container may use, such as {"memory": "16Gi"}.',
     )
 
@@ -580,6 +605,8 @@ class ResourceInfo:
     short_names: tuple[str, ...]
     printer_columns: tuple[PrinterColumn, ...]
     categories: tuple[str, ...] = field(default=(CATEGORY,))
+    # CEL rules on the whole object (the only place a rule may read metadata.name)
+    rules: tuple[dict[str, str], ...] = ()
 
     @property
     def crd_name(self) -> str:
