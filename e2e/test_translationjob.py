@@ -141,8 +141,8 @@ def test_bad_input_gives_a_clear_condition_and_event_and_writes_nothing(
         jobs.submit("j", bucket, "nothing-here/")
     elif case == "unknown-cluster":
         jobs.submit("j", bucket, "real/", clusterRef={"name": "nope"})
-    elif case == "store-endpoint-boto3-refuses":  # the CRD accepts the URL, boto3 does not
-        jobs.create_cluster(name="odd", storage={"endpoint": "http://h\u00fcst:65535", "bucket": ARTIFACTS})
+    elif case == "store-endpoint-boto3-refuses":  # a URL the CRD accepts and boto3 does not (no "_" in hosts)
+        jobs.create_cluster(name="odd", storage={"endpoint": "http://my_host:9000", "bucket": ARTIFACTS})
         jobs.submit("j", bucket, "real/", clusterRef={"name": "odd"})
     elif case == "queue-refuses-connections":  # a Redis that is down
         jobs.create_cluster(name="odd", queue={"url": "redis://127.0.0.1:1/0"})

@@ -289,8 +289,13 @@ CountOrPercent = Annotated[
 
 # --- URLs and buckets --------------------------------------------------------------------------------------
 
-HTTP_URL_REGEX = "^https?://[^/?# ]+([/?#].*)?$"
-HTTP_URL_MESSAGE = 'must be an http:// or https:// URL such as "http://minio.portalis:9000"'
+# The host (and port) part: printable ASCII other than "/", "?" and "#" (the ranges skip them), since boto3 and
+# redis-py refuse other characters only when the operator connects.
+HTTP_URL_REGEX = '^https?://[!-"$-.0->@-~]+([/?#].*)?$'
+HTTP_URL_MESSAGE = (
+    'must be an http:// or https:// URL such as "http://minio.portalis:9000", its host in ASCII '
+    "(an international name in its xn-- form)"
+)
 _HTTP_URL = re.compile(HTTP_URL_REGEX)
 
 HttpUrl = Annotated[
