@@ -354,6 +354,8 @@ class RedisQueue:
                     pipe.execute()
                 except WatchError:
                     continue
+            if current + len(batch) >= end:  # the last batch: counter and epoch were set with it
+                return current + len(batch)
 
     # --- consuming ---
 

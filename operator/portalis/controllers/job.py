@@ -379,10 +379,12 @@ async def _drive(
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         await _event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
 
-    if not fresh:  # a job queued just now has no progress to read yet; its first finished item signals it
+    # a job queued just now has no progress to read and nothing in flight worth a round trip: its first finished
+    # item signals it, and its next look (RUNNING_RESYNC_SECONDS) counts what workers took
+    if not fresh:
         stats = await asyncio.to_thread(queue.job_stats, job.uid)
     finished_items = stats.done + stats.failed
-    in_flight = await asyncio.to_thread(_in_flight, conns, job)
+    in_flight = 0 if fresh else await asyncio.to_thread(_in_flight, conns, job)
     total = len(plan)
     if (
         not holding and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items)
