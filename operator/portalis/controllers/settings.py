@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,6 +12,20 @@ import kopf
 
 from portalis import GROUP
 from portalis.clients import IO_THREADS
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff-base storage for an operator without create/update/delete handlers, daemons or timers: the diff
+    kopf computes for every event is only read by those, so none is built and none is stored."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 @kopf.on.startup()
@@ -25,6 +40,11 @@ async def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
+    registry = kopf.get_default_registry()
+    if not registry._changing.get_all_handlers() and not registry._spawning.get_all_handlers():
+        # Every handler is an event or index handler: no diff of an object is ever read, and building one (a
+        # deep copy of every body) for every watch event cost more than the handlers themselves at fleet scale.
+        settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     # Events are posted deliberately by the controllers; kopf's own per-handler chatter is kept to warnings.
     settings.posting.level = logging.WARNING
