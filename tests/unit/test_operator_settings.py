@@ -15,6 +15,7 @@ def test_no_diff_base_is_built_while_no_handler_reads_one() -> None:
     assert not registry._spawning.get_all_handlers(), "a daemon or timer needs the annotation storage"
     chosen = kopf.OperatorSettings()
     asyncio.run(settings.operator_startup(settings=chosen))
+    assert chosen.queueing.worker_limit is None  # a limit below the objects present deadlocks kopf's start-up
     storage = chosen.persistence.diffbase_storage
     assert isinstance(storage, settings.NoDiffBase)
     body = kopf.Body({"metadata": {"name": "x", "annotations": {"a": "b"}}, "spec": {"big": list(range(1000))}})

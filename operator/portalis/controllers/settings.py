@@ -54,4 +54,4 @@ async def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # No limit on kopf's per-object workers: the handlers of an indexed kind wait until every object of every
     # indexed kind has been indexed, and indexing needs a worker per object, so any limit below the number of
     # objects present at start-up (jobs, pods, nodes) would leave the operator waiting forever.
-    settings.batching.worker_limit = None
+    settings.queueing.worker_limit = None
