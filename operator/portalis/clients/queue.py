@@ -614,18 +614,12 @@ class RedisQueue:
         if cursor is None:
             pipe.xrevrange(self.progress_key, count=1)
         else:
-            pipe.xrange(self.progress_key, min=f"({cursor}", max="+", count=_SCAN_CHUNK)
+            self._progress_page(pipe, cursor)
         *lengths, entries = pipe.execute()
         backlog = sum(int(n) for n in lengths)
         if cursor is None:
-            return backlog, set(), _s(entries[0][0]) if entries else "0-0"
-        uids = {_s(raw.get(b"job", raw.get("job", ""))) for _id, raw in entries}
-        if entries:
-            cursor = _s(entries[-1][0])
-        if len(entries) >= _SCAN_CHUNK:  # further behind than one chunk: read the rest
-            more, cursor = self.progress_since(cursor)
-            uids |= more
-        return backlog, uids - {""}, cursor
+            return backlog, set(), _last_id(entries)
+        return backlog, *self._read_progress(cursor, entries)
 
     def progress_since(self, cursor: str | None) -> tuple[set[str], str]:
         """Uids of the jobs that had an item finished (done or failed) after ``cursor``, and the new cursor.
@@ -636,16 +630,24 @@ class RedisQueue:
         keeps about PROGRESS_MAXLEN entries, and a reader further behind than that waits for its periodic look.
         """
         if cursor is None:
-            last: Any = self.r.xrevrange(self.progress_key, count=1)
-            return set(), _s(last[0][0]) if last else "0-0"
+            return set(), _last_id(self.r.xrevrange(self.progress_key, count=1))
+        return self._read_progress(cursor, self._progress_page(self.r, cursor))
+
+    def _progress_page(self, r: Any, cursor: str) -> Any:
+        """Up to _SCAN_CHUNK progress entries after ``cursor`` (``r``: the client or a pipeline)."""
+        return r.xrange(self.progress_key, min=f"({cursor}", max="+", count=_SCAN_CHUNK)
+
+    def _read_progress(self, cursor: str, entries: Any) -> tuple[set[str], str]:
+        """The job uids in ``entries`` (the page read after ``cursor``) and in the pages after it, and the cursor
+        past the last of them."""
         uids: set[str] = set()
         while True:
-            entries: Any = self.r.xrange(self.progress_key, min=f"({cursor}", max="+", count=_SCAN_CHUNK)
             for entry_id, raw in entries:
                 cursor = _s(entry_id)
                 uids.add(_s(raw.get(b"job", raw.get("job", ""))))
             if len(entries) < _SCAN_CHUNK:
                 return uids - {""}, cursor
+            entries = self._progress_page(self.r, cursor)
 
     def dead_letters(self, count: int = 100) -> list[tuple[WorkItem, str]]:
         """The oldest ``count`` dead-lettered items with the reason each was set aside."""
@@ -834,6 +836,11 @@ class RedisQueue:
             if isinstance(beat, dict):
                 out[_s(name)] = beat
         return out
+
+
+def _last_id(entries: Any) -> str:
+    """The id of the first of ``entries`` (an XREVRANGE's newest), or "0-0" when there is none."""
+    return _s(entries[0][0]) if entries else "0-0"
 
 
 def redis_client(url: str, max_connections: int | None = None, socket_timeout: float = 30) -> redis.Redis:
