@@ -102,7 +102,7 @@ class ObjectCache:
                     del self._groups[old]
 
 
-def cluster_of_job(key: Key, body: dict[str, Any]) -> Key:
+def cluster_of_job(key: Key, body: Mapping[str, Any]) -> Key:
     """The TranslationCluster a job names (its own namespace unless clusterRef gives another)."""
     ref = (body.get("spec") or {}).get("clusterRef") or {}
     return (ref.get("namespace") or key[0], ref.get("name") or "")

@@ -33,7 +33,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
-from portalis.controllers.caches import JOBS, SPECS, ObjectCache, slim
+from portalis.controllers.caches import JOBS, SPECS, ObjectCache, cluster_of_job, slim
 from portalis.controllers.redis_gate import RedisGate
 from portalis.controllers.runtime import Controller, Key, Result, first
 from portalis.desired.cluster_status import status_changed
@@ -113,16 +113,22 @@ def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None
     if CONTEXT is None:
         return
     if type == "DELETED":  # the reconcile that finds it gone removes its items from the queue
-        ref = (body.get("spec") or {}).get("clusterRef") or {}
         uid = str((body.get("metadata") or {}).get("uid") or "")
-        CONTEXT.deleted[key] = (uid, (ref.get("namespace") or namespace or "", ref.get("name") or ""))
-    seen = None if type == "DELETED" else job_fingerprint(body, FINALIZER)
-    if type == "DELETED" or CONTEXT.seen.get(key) != seen:
-        if seen is None:
-            CONTEXT.seen.pop(key, None)
-        else:
-            CONTEXT.seen[key] = seen
+        CONTEXT.deleted[key] = (uid, cluster_of_job(key, body))
+    if _changed(CONTEXT.seen, key, None if type == "DELETED" else job_fingerprint(body, FINALIZER)):
         CONTEXT.controller.enqueue(key)
+
+
+def _changed(seen: dict[Key, tuple[Any, ...]], key: Key, fingerprint: tuple[Any, ...] | None) -> bool:
+    """Remember ``key``'s fingerprint (None: the object is gone); True when it differs from the one before or
+    the object went away."""
+    if fingerprint is None:
+        seen.pop(key, None)
+        return True
+    if seen.get(key) == fingerprint:
+        return False
+    seen[key] = fingerprint
+    return True
 
 
 def enqueue_jobs_of(cluster_key: Key) -> None:
@@ -148,12 +154,7 @@ def tj_cluster_event(namespace: str | None, name: str, body: kopf.Body, type: st
     if CONTEXT is None:
         return
     key = (namespace or "", name)
-    seen = None if type == "DELETED" else cluster_fingerprint(body)
-    if type == "DELETED" or CONTEXT.cluster_seen.get(key) != seen:
-        if seen is None:
-            CONTEXT.cluster_seen.pop(key, None)
-        else:
-            CONTEXT.cluster_seen[key] = seen
+    if _changed(CONTEXT.cluster_seen, key, None if type == "DELETED" else cluster_fingerprint(body)):
         enqueue_jobs_of(key)
 
 
@@ -189,6 +190,11 @@ def plan_key(namespace: str, name: str, uid: str) -> str:
 
 def report_key(namespace: str, name: str, uid: str) -> str:
     return f"portalis/jobs/{namespace}/{name}-{uid[:8]}/report.json"
+
+
+def cluster_key(key: Key, spec: TranslationJobSpec) -> Key:
+    """The TranslationCluster a job names: its own namespace unless clusterRef gives another."""
+    return (spec.cluster_ref.namespace or key[0], spec.cluster_ref.name)
 
 
 def output_prefix(spec: TranslationJobSpec, name: str) -> str:
@@ -426,7 +432,7 @@ def _count_items(ctx: JobContext, job: Job, spec: TranslationJobSpec, stats: Any
     now = (stats.done - stats.cached, stats.cached, stats.failed)
     before = ctx.counted.get(job.uid)
     ctx.counted[job.uid] = now
-    cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    cluster = cluster_key(job.key, spec)
     if before is None:
         for outcome in ("done", "cached", "failed"):  # every series from 0, so that its first items show in rate()
             metrics.ITEMS.labels(*cluster, outcome)
@@ -592,7 +598,7 @@ async def _queue_idle(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns
     """No item waits in the cluster's queue: a job without progress is then missing items, not waiting its
     turn behind other jobs' items (looking for its own entries means reading the whole queue, so it is not
     done for each of thousands of waiting jobs). Read at most once a second per cluster."""
-    cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    cluster = cluster_key(job.key, spec)
     now = time.monotonic()
     known = ctx.waiting.get(cluster)
     if known is None or now - known[0] > 1.0:
@@ -635,7 +641,7 @@ async def _cleanup(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
     finalizers = list(job.meta.get("finalizers") or [])
     if FINALIZER not in finalizers:
         return
-    cluster = (spec.cluster_ref.namespace or job.key[0], spec.cluster_ref.name)
+    cluster = cluster_key(job.key, spec)
     await _forget_in_queue(ctx, cluster, job.uid, f"{job.key[0]}/{job.key[1]}: deleted")
     remaining = [f for f in finalizers if f != FINALIZER]
     # a JSON merge patch replaces the list; the resourceVersion guard turns a concurrent change into a retry
