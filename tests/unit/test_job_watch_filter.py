@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from portalis.desired.job_status import cluster_fingerprint, job_fingerprint, orphaned_jobs
+from portalis.desired.job_status import cluster_fingerprint, job_fingerprint, orphaned_jobs, tenants_over_budget
 
 OWN = "portalis.dev/queue-cleanup"
 
@@ -58,6 +58,19 @@ def test_a_clusters_budget_holding_work_concerns_its_jobs() -> None:
     spec_changed = cluster()
     spec_changed["metadata"]["generation"] = 5
     assert cluster_fingerprint(spec_changed) != base
+
+
+def test_a_tenant_is_over_budget_only_against_a_limit_it_has() -> None:
+    status = {
+        "budget": {
+            "tenants": [
+                {"name": "team-a", "daily": {"limit": "10.00", "percent": 100}},
+                {"name": "team-b", "weekly": {"limit": "10.00", "percent": 40}, "monthly": {"percent": 120}},
+            ]
+        }
+    }
+    assert tenants_over_budget(status) == {"team-a"}
+    assert tenants_over_budget({}) == frozenset()
 
 
 def test_a_queued_job_is_removed_only_after_two_looks_found_it_gone() -> None:

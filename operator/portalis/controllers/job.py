@@ -42,12 +42,14 @@ from portalis.desired.job_status import (
     JobObservation,
     Problem,
     RateTracker,
+    budget_exceeded,
     cluster_fingerprint,
     compute_job_status,
     cost_of,
     job_fingerprint,
     orphaned_jobs,
     report,
+    tenants_over_budget,
 )
 from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
 from portalis.worker.engines.base import output_extension
@@ -465,14 +467,9 @@ def budget_hold(
         return None
     status = tc_body.get("status") or {}
     cluster = f"{tc_body['metadata'].get('namespace')}/{tc_body['metadata'].get('name')}"
-    exceeded = next((c for c in status.get("conditions") or [] if c.get("type") == "BudgetExceeded"), None)
+    exceeded = budget_exceeded(status)
     tenant = spec.tenant or job.key[0]
-    tenant_over = any(
-        (t.get(w) or {}).get("limit") is not None and int((t.get(w) or {}).get("percent", 0)) >= 100
-        for t in (status.get("budget") or {}).get("tenants") or []
-        if t.get("name") == tenant
-        for w in ("daily", "weekly", "monthly")
-    )
+    tenant_over = tenant in tenants_over_budget(status)
     cluster_over = bool(exceeded and exceeded.get("status") == "True" and exceeded.get("reason") != "TenantLimit")
     if not (cluster_over or tenant_over):
         return None

@@ -264,24 +264,32 @@ def job_fingerprint(body: Any, own_finalizer: str) -> tuple[Any, ...]:
     return meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None, finalizers
 
 
+def budget_exceeded(status: dict[str, Any]) -> dict[str, Any] | None:
+    """A TranslationCluster status's BudgetExceeded condition, if it has one."""
+    return next((c for c in status.get("conditions") or [] if c.get("type") == "BudgetExceeded"), None)
+
+
+def tenants_over_budget(status: dict[str, Any]) -> frozenset[str]:
+    """The tenants that have spent a limit of theirs (daily, weekly or monthly) in a TranslationCluster's status."""
+    return frozenset(
+        t.get("name", "")
+        for t in (status.get("budget") or {}).get("tenants") or []
+        if any(
+            (t.get(w) or {}).get("limit") is not None and int((t.get(w) or {}).get("percent", 0)) >= 100
+            for w in ("daily", "weekly", "monthly")
+        )
+    )
+
+
 def cluster_fingerprint(body: Any) -> tuple[Any, ...]:
     """What of a TranslationCluster its jobs depend on: the spec (connections, pricing, admission, budget)
     and whether its budget holds work, but not its scaling or queue figures, which change all the time."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
-    exceeded: dict[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "BudgetExceeded"), {}
-    )
-    tenants_over = tuple(
-        sorted(
-            t.get("name", "")
-            for t in (status.get("budget") or {}).get("tenants") or []
-            if any(int((t.get(w) or {}).get("percent", 0)) >= 100 for w in ("daily", "weekly", "monthly"))
-        )
-    )
+    exceeded = budget_exceeded(status) or {}
     return (
         meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None,
-        exceeded.get("status"), exceeded.get("reason"), tenants_over,
+        exceeded.get("status"), exceeded.get("reason"), tuple(sorted(tenants_over_budget(status))),
     )  # fmt: skip
 
 
