@@ -131,7 +131,6 @@ def main() -> int:
                 ours_before, kuberay_before = scrape(operator.metrics_url), scrape(kuberay_url)
                 kuberay_stats.cpu0 = kuberay_stats.cpu()
 
-            stats = watched["stats"]
             try:
                 result = run(kube, redis, s3, (pause, resume) if BACKLOG else None)
             finally:
