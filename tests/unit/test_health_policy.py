@@ -463,7 +463,7 @@ def test_health_status_lists_the_clusters_quarantined_nodes_and_plans() -> None:
         PlannedAction("gpu-9", ("cordon", "evict"), "new", "2025-03-01T12:00:00Z"),
         PlannedAction("gpu-8", ("cordon",), "x", "2025-03-01T11:30:00Z"),
     ]
-    status = compute_health_status(("ml", "a"), views, Breaker().trip(NOW, "storm"), plans)
+    status = compute_health_status(("ml", "a"), fleet_of(*views), Breaker().trip(NOW, "storm"), plans)
     assert [e["name"] for e in status["quarantinedNodes"]] == ["gpu-1", "gpu-2"]
     assert status["quarantinedNodes"][1] == {
         "name": "gpu-2", "since": "2025-03-01T12:00:00Z", "action": "Cordon", "phase": "Cordoned",
@@ -473,8 +473,44 @@ def test_health_status_lists_the_clusters_quarantined_nodes_and_plans() -> None:
     assert status["circuitBreaker"]["tripped"] is True
     assert health_status_changed({}, status)
     assert not health_status_changed(status, status)
-    empty = compute_health_status(("ml", "z"), views, None)
+    empty = compute_health_status(("ml", "z"), fleet_of(*views), None)
     assert "circuitBreaker" not in empty and not health_status_changed({}, empty)
+
+
+def test_the_status_that_resets_the_breaker_after_a_release_no_longer_lists_the_released_node() -> None:
+    # An alert storm quarantined gpu-1 and gpu-2 for ml/a (maxUnavailableNodes 2) and tripped its breaker. A
+    # person released gpu-1; the operator removed its marks, but the node watch has not delivered that yet, so the
+    # cache still shows gpu-1 quarantined. The status sync settles the breaker against the fleet, which counts
+    # the release, and must list the nodes from that same fleet: never "breaker reset" beside gpu-1.
+    key = ("ml", "a")
+    marks = {CLUSTERS_ANNOTATION: "ml/a", DRAIN_ANNOTATION: "Cordoned", ACTION_ANNOTATION: "Cordon"}
+    q = {QUARANTINED_LABEL: "true"}
+    views = [node("gpu-1", labels=q, annotations=marks), node("gpu-2", labels=q, annotations=marks), node("gpu-3")]
+    policy = HealthPolicy(max_unavailable=2)
+    cluster_nodes = {key: {"gpu-1", "gpu-2", "gpu-3"}}
+    tripped = Breaker().trip(NOW, "ml/a: 2 of at most 2 nodes already quarantined")
+    before = compute_health_status(key, fleet_of(*views, cluster_nodes=cluster_nodes), tripped)
+    assert [e["name"] for e in before["quarantinedNodes"]] == ["gpu-1", "gpu-2"]
+
+    for fleet in (
+        fleet_of(*views, cluster_nodes=cluster_nodes, released={"gpu-1"}),  # as the controller builds it
+        release_from_fleet(fleet_of(*views, cluster_nodes=cluster_nodes), "gpu-1"),
+    ):
+        assert cluster_limit(key, policy, fleet) == (1, 2)
+        breaker = tripped.settle(*cluster_limit(key, policy, fleet))
+        status = compute_health_status(key, fleet, breaker)
+        assert status["circuitBreaker"] == {"tripped": False}
+        assert [e["name"] for e in status["quarantinedNodes"]] == ["gpu-2"]
+        assert health_status_changed(before, status)
+
+    # quarantined again before the watch shows the release: counted and listed again
+    s = HealthSettings(fleet_max_unavailable="100%")
+    released = fleet_of(*views, settings_=s, cluster_nodes=cluster_nodes, released={"gpu-1"})
+    d = decide(dbe("gpu-1"), released, [ClusterOnNode(key, policy, ("w",))], s)
+    assert d.outcome == Outcome.QUARANTINED
+    again = apply_to_fleet(released, d)
+    assert cluster_limit(key, policy, again) == (2, 2)
+    assert [e["name"] for e in compute_health_status(key, again, None)["quarantinedNodes"]] == ["gpu-1", "gpu-2"]
 
 
 def test_cluster_lists_round_trip() -> None:

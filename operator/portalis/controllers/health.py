@@ -80,6 +80,7 @@ from portalis.desired.health import (
     policy_from_spec,
     release_reason,
     resolve_node,
+    shows_quarantined,
     taint_value,
     view_node,
     view_pod_ref,
@@ -863,7 +864,7 @@ class HealthController:
         else:
             self.planned.pop(key, None)
             planned = []
-        desired = compute_health_status(key, fleet.nodes.values(), breaker, planned)
+        desired = compute_health_status(key, fleet, breaker, planned)
         metrics.QUARANTINED_NODES.labels(*key).set(len(desired["quarantinedNodes"]))
         metrics.CIRCUIT_BREAKER_TRIPPED.labels(*key).set(int(bool(breaker and breaker.tripped)))
         if health_status_changed(status, desired):
@@ -922,7 +923,7 @@ def quarantined_nodes() -> frozenset[str]:
         return frozenset()
     fleet = ctx.fleet(fresh=False)
     if ctx.quarantined_cache is None or ctx.quarantined_cache[0] is not fleet:
-        ctx.quarantined_cache = (fleet, frozenset(name for name, v in fleet.nodes.items() if v.quarantined))
+        ctx.quarantined_cache = (fleet, frozenset(v.name for v in shows_quarantined(fleet)))
     return ctx.quarantined_cache[1]
 
 

@@ -501,6 +501,9 @@ class Fleet:
     quarantined: frozenset[str]
     cluster_nodes: Mapping[Key, frozenset[str]] = field(default_factory=dict)  # where each cluster's workers run
     quarantined_for: Mapping[Key, frozenset[str]] = field(default_factory=dict)
+    # released by this process though ``nodes`` (the watch cache) may still show them quarantined: neither counted
+    # nor listed in status, so a breaker that resets on a release never sits beside the released node
+    released: frozenset[str] = frozenset()
 
 
 def build_fleet(
@@ -533,6 +536,7 @@ def build_fleet(
         quarantined=frozenset(quarantined),
         cluster_nodes={k: frozenset(v) for k, v in (cluster_nodes or {}).items()},
         quarantined_for={k: frozenset(v) for k, v in quarantined_for.items()},
+        released=frozenset(gone),
     )
 
 
@@ -709,15 +713,23 @@ def apply_to_fleet(fleet: Fleet, decision: Decision) -> Fleet:
         fleet,
         quarantined=fleet.quarantined | {decision.node},
         quarantined_for={k: frozenset(v) for k, v in quarantined_for.items()},
+        released=fleet.released - {decision.node},
     )
 
 
 def release_from_fleet(fleet: Fleet, node: str) -> Fleet:
+    """The fleet after ``node`` was released, before the watch cache shows it (its view stays as it was)."""
     return replace(
         fleet,
         quarantined=fleet.quarantined - {node},
         quarantined_for={k: v - {node} for k, v in fleet.quarantined_for.items()},
+        released=fleet.released | {node},
     )
+
+
+def shows_quarantined(fleet: Fleet) -> list[NodeView]:
+    """The nodes the watch cache shows quarantined, less those this process has released since."""
+    return [v for name, v in fleet.nodes.items() if v.quarantined and name not in fleet.released]
 
 
 # --- the circuit breaker -------------------------------------------------------------------------------------
@@ -890,13 +902,17 @@ def quarantined_entry(node: NodeView) -> dict[str, Any]:
 
 def compute_health_status(
     key: Key,
-    nodes: Iterable[NodeView],
+    fleet: Fleet,
     breaker: Breaker | None,
     planned: Sequence[PlannedAction] = (),
 ) -> dict[str, Any]:
     """The three status fields the health controller owns, for one cluster: ``quarantinedNodes`` (nodes
-    quarantined under its policy), ``circuitBreaker`` and ``plannedNodeActions`` (dry runs, latest first)."""
-    entries = [quarantined_entry(n) for n in nodes if n.quarantined and key in n.clusters]
+    quarantined under its policy), ``circuitBreaker`` and ``plannedNodeActions`` (dry runs, latest first).
+
+    ``quarantinedNodes`` comes from the same ``fleet`` the breaker is settled against (``cluster_limit``), so a
+    node this process released is gone from the list in the very status that resets the breaker for it, even
+    while the watch cache still shows the node quarantined."""
+    entries = [quarantined_entry(n) for n in shows_quarantined(fleet) if key in n.clusters]
     latest: dict[str, PlannedAction] = {}
     for p in sorted(planned, key=lambda p: p.time, reverse=True):
         latest.setdefault(p.node, p)

@@ -1,0 +1,188 @@
+"""A release seen through the health controller (portalis.controllers.health) with its watch caches held back.
+
+The API server and the watch caches are plain dicts here, so the test decides exactly when the node watch
+delivers the release: after the operator's release patch has been applied, but after the status sync that the
+release enqueues has run. No status the controller writes on the way may reset the circuit breaker while still
+listing the released node in ``quarantinedNodes``, and the last one written must be right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from portalis.controllers import health
+from portalis.controllers.runtime import Key, WorkQueue
+from portalis.desired.health import (
+    ACTION_ANNOTATION,
+    CLUSTERS_ANNOTATION,
+    CORDONED_ANNOTATION,
+    DRAIN_ANNOTATION,
+    QUARANTINED_LABEL,
+    RELEASE_ANNOTATION,
+    TAINT_EFFECT,
+    TAINT_KEY,
+    Breaker,
+    HealthSettings,
+    view_node,
+)
+
+KEY = ("team", "tc")
+GPU = {"nvidia.com/gpu.present": "true"}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies it."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def quarantined_node(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "resourceVersion": "10",
+            "labels": {**GPU, QUARANTINED_LABEL: "true"},
+            "annotations": {
+                CLUSTERS_ANNOTATION: f"{KEY[0]}/{KEY[1]}",
+                ACTION_ANNOTATION: "Cordon",
+                DRAIN_ANNOTATION: "Cordoned",
+                CORDONED_ANNOTATION: "true",
+            },
+        },
+        "spec": {"unschedulable": True, "taints": [{"key": TAINT_KEY, "value": "ecc", "effect": TAINT_EFFECT}]},
+    }
+
+
+class ApiServer:
+    """Nodes and the TranslationCluster as the API server holds them; the watch caches lag behind it."""
+
+    def __init__(self) -> None:
+        self.nodes = {n: quarantined_node(n) for n in ("gpu-1", "gpu-2", "gpu-3")}
+        del self.nodes["gpu-3"]["metadata"]["labels"][QUARANTINED_LABEL]
+        self.nodes["gpu-3"]["metadata"]["annotations"] = {}
+        self.nodes["gpu-3"]["spec"] = {}
+        self.tc: dict[str, Any] = {
+            "metadata": {"namespace": KEY[0], "name": KEY[1], "uid": "uid-tc", "generation": 1},
+            "spec": {"health": {"eccAction": "Cordon", "maxUnavailableNodes": 2}},
+            "status": {},
+        }
+        self.status_writes: list[dict[str, Any]] = []
+        self.events: list[str] = []
+        self.version = 10
+
+    # NodeClient's part
+    def patch_guarded(
+        self, name: str, build: Callable[[dict[str, Any]], dict[str, Any] | None], first: Any = None
+    ) -> dict[str, Any] | None:
+        body = build(copy.deepcopy(self.nodes[name]))
+        if body is None:
+            return None
+        self.version += 1
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.nodes[name] = merge_patch(self.nodes[name], body)
+        return copy.deepcopy(self.nodes[name])
+
+    def node_event(self, node: str, uid: str, type_: str, reason: str, message: str) -> None:
+        self.events.append(reason)
+
+    # Kube's part
+    def patch_status(self, ref: Any, status: dict[str, Any]) -> None:
+        self.status_writes.append(copy.deepcopy(status))
+        self.tc["status"] = merge_patch(self.tc["status"], status)
+
+    def event(self, ref: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append(reason)
+
+
+node_event: Any = health.health_node_event  # the node watch's handler, as kopf calls it
+
+
+def names(status: dict[str, Any]) -> list[str]:
+    return [e["name"] for e in status.get("quarantinedNodes") or []]
+
+
+async def take(queue: WorkQueue) -> list[Key]:
+    """The keys queued for a status sync, taken off the queue as the controller's workers would."""
+    keys = []
+    while len(queue):
+        key = await queue.get()  # returns at once: the queue is not empty
+        queue.done(key)
+        keys.append(key)
+    return keys
+
+
+def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = ApiServer()
+    monkeypatch.setattr(health, "NodeClient", lambda kube: api)
+    monkeypatch.setattr(health, "Connections", SimpleNamespace(shared=lambda kube: None))
+    node_index = {n: [copy.deepcopy(b)] for n, b in api.nodes.items()}
+    tc_index = {KEY: [copy.deepcopy(api.tc)]}
+
+    def watch_node(name: str) -> Any:
+        node_index[name] = [copy.deepcopy(api.nodes[name])]
+        return copy.deepcopy(api.nodes[name])
+
+    def watch_tc() -> dict[str, Any]:
+        tc_index[KEY] = [copy.deepcopy(api.tc)]
+        return dict(api.tc["status"])
+
+    async def scenario() -> None:
+        settings = HealthSettings(fleet_max_unavailable="100%")
+        ctx = health.HealthController(cast(Any, api), settings, node_index, {}, tc_index, {})
+        monkeypatch.setattr(health, "CONTEXT", ctx)
+        queue = ctx.status.queue
+        try:
+            # an alert storm quarantined gpu-1 and gpu-2 and tripped the breaker (2 of at most 2)
+            ctx.breakers[KEY] = Breaker().trip(datetime.now(UTC), f"{KEY[0]}/{KEY[1]}: 2 of at most 2")
+            await ctx.sync_status(KEY)
+            status = watch_tc()
+            assert names(status) == ["gpu-1", "gpu-2"] and status["circuitBreaker"]["tripped"]
+
+            # a person annotates gpu-1 for release; the node watch delivers that and the operator releases it
+            release = {"metadata": {"annotations": {RELEASE_ANNOTATION: "true"}}}
+            api.nodes["gpu-1"] = merge_patch(api.nodes["gpu-1"], release)
+            await node_event(type="MODIFIED", body=watch_node("gpu-1"))
+            assert await take(queue) == [KEY]  # a sync that sees gpu-1 still quarantined changes nothing
+            await asyncio.gather(*ctx.background)
+            assert not view_node(api.nodes["gpu-1"]).quarantined  # released at the API server...
+            assert view_node(node_index["gpu-1"][0]).quarantined  # ...but the node watch has not said so yet
+
+            # the release asked for the status again, and that sync runs before the node watch catches up
+            assert await take(queue) == [KEY]
+            await ctx.sync_status(KEY)
+            status = watch_tc()
+            assert not status["circuitBreaker"]["tripped"]
+            assert names(status) == ["gpu-2"]
+
+            # the node watch delivers the release: the status it asks for is the same
+            await node_event(type="MODIFIED", body=watch_node("gpu-1"))
+            assert await take(queue) == [KEY]
+            await ctx.sync_status(KEY)
+            status = watch_tc()
+            assert names(status) == ["gpu-2"] and not status["circuitBreaker"]["tripped"]
+
+            # no status written on the way reset the breaker beside the released node
+            for written in api.status_writes:
+                assert written["circuitBreaker"]["tripped"] or "gpu-1" not in names(written), written
+            assert {"NodeReleased", "CircuitBreakerReset"} <= set(api.events)
+        finally:
+            await ctx.stop()
+
+    asyncio.run(scenario())
