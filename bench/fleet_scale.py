@@ -55,6 +55,16 @@ def metric_sum(text: str, name: str, match: str = "") -> float:
     return total
 
 
+def by_label(text: str, name: str, label: str) -> dict[str, float]:
+    """A counter's samples summed by one label's value."""
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        found = re.search(rf'{label}="([^"]*)"', line) if line.startswith(name + "{") else None
+        if found:
+            sums[found.group(1)] = sums.get(found.group(1), 0.0) + float(line.rsplit(" ", 1)[1])
+    return sums
+
+
 def histogram_p95(text: str, name: str, match: str = "") -> float | None:
     buckets: dict[float, float] = {}
     for line in text.splitlines():
@@ -149,6 +159,12 @@ def main() -> int:
     requests = metric_sum(ours_after, "portalis_api_requests_total") - metric_sum(
         ours_before, "portalis_api_requests_total"
     )
+    before_by = by_label(ours_before, "portalis_api_requests_total", "resource")
+    per_resource = {
+        r: round((n - before_by.get(r, 0.0)) / max(JOBS, 1), 3)
+        for r, n in sorted(by_label(ours_after, "portalis_api_requests_total", "resource").items())
+        if n > before_by.get(r, 0.0)
+    }
     reconciles = metric_sum(ours_after, "portalis_reconcile_total") - metric_sum(
         ours_before, "portalis_reconcile_total"
     )
@@ -211,6 +227,7 @@ def main() -> int:
                 "operator_api_requests_per_s": round(requests / elapsed, 2),
                 "operator_api_requests_per_reconcile": round(requests / max(reconciles, 1), 3),
                 "operator_api_requests_per_job": round(requests / max(JOBS, 1), 3),
+                "operator_api_requests_per_job_by_resource": per_resource,
                 "job_reconciles_per_job": round(job_reconciles / max(JOBS, 1), 3),
                 "operator_reconcile_p95_le_s": ours_p95,
                 "kuberay_peak_rss_mb": round(kuberay_stats.peak_mb, 1),

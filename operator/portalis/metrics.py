@@ -91,8 +91,8 @@ ITEMS = Counter(
 )
 API_REQUESTS = Counter(
     "portalis_api_requests",
-    "Requests the controllers made to the Kubernetes API server, by HTTP method (watches excluded).",
-    ["method"],
+    "Requests the controllers made to the Kubernetes API server, by HTTP method and resource (watches excluded).",
+    ["method", "resource"],
 )
 
 GC_SECONDS = Counter(

@@ -10,12 +10,13 @@ import json
 import re
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
-from portalis.clients.kube import apply_body, rejection
+from portalis.clients.kube import apply_body, rejection, resource_of
 
 # what a YAML 1.1 reader accepts raw (go-yaml's reader and PyYAML's agree), less the line breaks NEL, LS and PS
 READABLE = re.compile("[\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*")
@@ -62,3 +63,19 @@ def test_rejection_reads_the_apiservers_message() -> None:
     for status in (404, 409, 429, 500, 503):
         assert rejection(ApiException(status=status)) is None
     assert rejection(_Refused("x")) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "resource"),
+    [
+        ("https://k:6443/apis/portalis.dev/v1alpha1/namespaces/ns/translationjobs/j1/status", "translationjobs/status"),
+        ("https://k:6443/apis/ray.io/v1/namespaces/ns/rayclusters/r?fieldManager=portalis", "rayclusters"),
+        ("https://k:6443/api/v1/namespaces/ns/events", "events"),
+        ("https://k:6443/api/v1/namespaces/ns/pods/p/eviction", "pods/eviction"),
+        ("https://k:6443/api/v1/nodes/gpu-1", "nodes"),
+        ("https://k:6443/api/v1/namespaces/ns", "namespaces"),
+        ("https://k:6443/version", "other"),
+    ],
+)
+def test_requests_are_counted_by_resource(url: str, resource: str) -> None:
+    assert resource_of(url) == resource

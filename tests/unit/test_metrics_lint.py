@@ -21,7 +21,7 @@ def test_promtool_check_metrics_is_clean() -> None:
     metrics.BUDGET_PERCENT.labels("ns", "c", "daily").set(5)
     metrics.GPU_SECONDS.labels("ns", "c", "team-a").inc(3)
     metrics.SPEND.labels("ns", "c", "team-a").inc(0.01)
-    metrics.API_REQUESTS.labels("GET").inc()
+    metrics.API_REQUESTS.labels("GET", "translationjobs/status").inc()
     metrics.observe_reconcile("translationcluster", 0.02, True)
     metrics.watch_gc()
     gc.collect()

@@ -229,11 +229,26 @@ def _discard(response: Any) -> None:
     response.release_conn()
 
 
+def resource_of(url: str) -> str:
+    """The resource a request is about, for the request counter: ``translationjobs``, ``rayclusters/status``,
+    ``events`` (the plural, and the subresource when there is one)."""
+    path = url.split("://", 1)[-1].split("?", 1)[0]
+    parts = [p for p in path.split("/")[1:] if p]
+    # /api/v1/... or /apis/<group>/<version>/...; then namespaces/<ns>/ when namespaced
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return "other"
+    return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
+
+
 class CountingApiClient(kubernetes.client.ApiClient):
-    """Counts every request Portalis makes to the API server, by HTTP method (kopf's watches are its own)."""
+    """Counts every request Portalis makes to the API server, by HTTP method and resource (kopf's watches are
+    its own)."""
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        metrics.API_REQUESTS.labels(method.upper()).inc()
+        metrics.API_REQUESTS.labels(method.upper(), resource_of(url)).inc()
         return super().call_api(method, url, *args, **kwargs)
 
 
