@@ -7,7 +7,6 @@ models, and ``kubectl explain`` / ``kubectl get`` must show the descriptions and
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from portalis.api.v1alpha1 import TranslationCluster, TranslationJob
+from portalis.desired.merge import merge_patch
 
 pytestmark = pytest.mark.cluster
 
@@ -26,19 +26,6 @@ EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "admission_cases.yaml").read_text())
 CRD_NAMES = ("translationclusters.portalis.dev", "translationjobs.portalis.dev")
 MODELS = {"TranslationCluster": TranslationCluster, "TranslationJob": TranslationJob}
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 @pytest.fixture(scope="module")

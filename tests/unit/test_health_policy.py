@@ -67,6 +67,7 @@ from portalis.desired.health import (
     view_node,
     view_pod_ref,
 )
+from portalis.desired.merge import merge_patch
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 GPU = {"nvidia.com/gpu.present": "true"}
@@ -342,7 +343,7 @@ def test_build_fleet_counts_pending_and_ignores_released_and_unmanaged() -> None
 
 def test_breaker_trips_once_and_resets_under_the_limit() -> None:
     b = Breaker()
-    assert b.to_status() == {"tripped": False}
+    assert b.to_status() == {"tripped": False, "since": None, "reason": None}
     tripped = b.trip(NOW, "storm")
     assert tripped.tripped and tripped.since == "2025-03-01T12:00:00Z" and tripped.reason == "storm"
     again = tripped.trip(datetime(2025, 3, 1, 13, tzinfo=UTC), "more")
@@ -354,19 +355,6 @@ def test_breaker_trips_once_and_resets_under_the_limit() -> None:
 
 
 # ---- patches and status ---------------------------------------------------------------------------------
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
 
 
 def node_body(**spec: Any) -> dict[str, Any]:
@@ -499,7 +487,7 @@ def test_the_status_that_resets_the_breaker_after_a_release_no_longer_lists_the_
         assert cluster_limit(key, policy, fleet) == (1, 2)
         breaker = tripped.settle(*cluster_limit(key, policy, fleet))
         status = compute_health_status(key, fleet, breaker)
-        assert status["circuitBreaker"] == {"tripped": False}
+        assert status["circuitBreaker"] == {"tripped": False, "since": None, "reason": None}
         assert [e["name"] for e in status["quarantinedNodes"]] == ["gpu-2"]
         assert health_status_changed(before, status)
 
@@ -575,3 +563,13 @@ def test_never_more_than_the_limits_and_never_an_unmanaged_node(scenario: tuple[
                 assert count <= limit, (key, count, limit)
             else:  # a cluster that only alerts or dry-runs never has a node quarantined under its name
                 assert not fleet.quarantined_for.get(key)
+
+
+def test_a_reset_breaker_clears_its_trip_from_status_and_is_then_left_alone() -> None:
+    # a merge patch of {"tripped": false} alone left since and reason behind, and every later sync found the
+    # status different from the one it wanted and patched it again
+    tripped = compute_health_status(("ml", "a"), fleet_of(), Breaker().trip(NOW, "storm"))
+    reset = compute_health_status(("ml", "a"), fleet_of(), Breaker())
+    stored = merge_patch(tripped, reset)
+    assert stored["circuitBreaker"] == {"tripped": False}
+    assert health_status_changed(tripped, reset) and not health_status_changed(stored, reset)

@@ -85,3 +85,27 @@ def test_the_spec_cache_keeps_the_most_recently_used() -> None:
     specs.parse(TranslationJobSpec, _tj("c", 1, "x"))  # evicts b
     assert specs.parse(TranslationJobSpec, _tj("a", 1, "x")) is a
     assert len(specs._specs) == 2
+
+
+def test_a_status_written_shows_in_the_cache_until_the_watch_brings_the_object_back() -> None:
+    cache = ObjectCache(cluster_of_job)
+    read = {**job("gpu"), "status": {"phase": "Pending", "etaSeconds": 5, "items": {"total": 3, "done": 0}}}
+    cache.put(("ns", "j"), read)
+    cache.wrote_status(("ns", "j"), read, {"phase": "Running", "etaSeconds": None, "items": {"done": 1}})
+    held = cache.get(("ns", "j"))
+    assert held is not None and held["status"] == {"phase": "Running", "items": {"total": 3, "done": 1}}
+    assert held["spec"] == read["spec"] and read["status"]["phase"] == "Pending"  # the body read is not changed
+    assert cache.group(("ns", "gpu")) == [("ns", "j")]
+
+
+def test_a_newer_event_is_not_overwritten_by_a_status_written_from_an_older_read() -> None:
+    cache = ObjectCache(cluster_of_job)
+    read = {**job("gpu"), "status": {"phase": "Pending"}}
+    cache.put(("ns", "j"), read)
+    newer = {**job("gpu"), "status": {"phase": "Suspended"}}
+    cache.put(("ns", "j"), newer)  # the watch delivered another change while the patch was on its way
+    cache.wrote_status(("ns", "j"), read, {"phase": "Running"})
+    assert cache.get(("ns", "j")) is newer
+    cache.delete(("ns", "j"))
+    cache.wrote_status(("ns", "j"), newer, {"phase": "Running"})  # deleted meanwhile: not brought back
+    assert cache.get(("ns", "j")) is None

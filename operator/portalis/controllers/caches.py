@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from portalis.desired.merge import merge_patch
+
 Key = tuple[str, str]
 M = TypeVar("M", bound=BaseModel)
 SPEC_CACHE_SIZE = 16384
@@ -87,6 +89,14 @@ class ObjectCache:
         self._bodies[key] = body
         self._group_by_key[key] = group
         self._groups.setdefault(group, set()).add(key)
+
+    def wrote_status(self, key: Key, read: dict[str, Any], status: dict[str, Any]) -> None:
+        """This process merge-patched ``status`` onto the object it read as ``read``: until the watch brings
+        the object back, the cache holds it as patched, so that a look before then (a resync, a cluster's
+        event) neither writes the same status again nor computes one from the status before the patch. A
+        newer event that came in meanwhile is kept: it is the API server's word."""
+        if self._bodies.get(key) is read:
+            self._bodies[key] = {**read, "status": merge_patch(read.get("status") or {}, status)}
 
     def delete(self, key: Key) -> None:
         self._drop_group(key)

@@ -35,7 +35,7 @@ from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
 from portalis.controllers.caches import JOBS, SPECS, ObjectCache, cluster_of_job, slim
 from portalis.controllers.redis_gate import RedisGate
-from portalis.controllers.runtime import Controller, Key, Result, first
+from portalis.controllers.runtime import Controller, Key, Result, changed, first
 from portalis.desired.cluster_status import status_changed
 from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
 from portalis.desired.job_status import (
@@ -117,20 +117,8 @@ def tj_event(namespace: str | None, name: str, body: kopf.Body, type: str | None
     if type == "DELETED":  # the reconcile that finds it gone removes its items from the queue
         uid = str((body.get("metadata") or {}).get("uid") or "")
         CONTEXT.deleted[key] = (uid, cluster_of_job(key, body))
-    if _changed(CONTEXT.seen, key, None if type == "DELETED" else job_fingerprint(body, FINALIZER)):
+    if changed(CONTEXT.seen, key, None if type == "DELETED" else job_fingerprint(body, FINALIZER)):
         CONTEXT.controller.enqueue(key)
-
-
-def _changed(seen: dict[Key, tuple[Any, ...]], key: Key, fingerprint: tuple[Any, ...] | None) -> bool:
-    """Remember ``key``'s fingerprint (None: the object is gone); True when it differs from the one before or
-    the object went away."""
-    if fingerprint is None:
-        seen.pop(key, None)
-        return True
-    if seen.get(key) == fingerprint:
-        return False
-    seen[key] = fingerprint
-    return True
 
 
 def enqueue_jobs_of(cluster_key: Key) -> None:
@@ -156,7 +144,7 @@ def tj_cluster_event(namespace: str | None, name: str, body: kopf.Body, type: st
     if CONTEXT is None:
         return
     key = (namespace or "", name)
-    if _changed(CONTEXT.cluster_seen, key, None if type == "DELETED" else cluster_fingerprint(body)):
+    if changed(CONTEXT.cluster_seen, key, None if type == "DELETED" else cluster_fingerprint(body)):
         enqueue_jobs_of(key)
 
 
@@ -229,6 +217,7 @@ class Job:
     meta: dict[str, Any]
     created: datetime | None
     events: list[asyncio.Task[None]] = field(default_factory=list)  # this reconcile's Events, posted in order
+    body: dict[str, Any] | None = None  # as the watch cache held it when this look began
 
 
 async def reconcile(key: Key) -> Result:
@@ -265,6 +254,7 @@ async def _reconcile(key: Key, events: list[asyncio.Task[None]]) -> Result:
         meta=meta,
         created=created,
         events=events,
+        body=body,
     )
     now = datetime.now(UTC)
     try:
@@ -746,6 +736,8 @@ async def _finish_reconcile(
     changed = status_changed(job.status, new_status)
     if changed:
         await asyncio.to_thread(ctx.kube.patch_status, job.ref, new_status)
+        if job.body is not None:
+            ctx.jobs.wrote_status(job.key, job.body, new_status)
         await _record_transitions(ctx, job, job.status, new_status)
     phase = new_status.get("phase")
     if phase in {"Succeeded", "Failed"}:

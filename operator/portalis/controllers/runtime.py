@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger("portalis.runtime")
 
@@ -90,6 +90,19 @@ class WorkQueue:
 
     def __len__(self) -> int:
         return self._queue.qsize()
+
+
+def changed(seen: dict[Key, tuple[Any, ...]], key: Key, fingerprint: tuple[Any, ...] | None) -> bool:
+    """Remember ``key``'s fingerprint (None: the object is gone); True when it differs from the one before or
+    the object went away. Watch handlers enqueue a key only then: most events about an object are its status,
+    written by Portalis itself."""
+    if fingerprint is None:
+        seen.pop(key, None)
+        return True
+    if seen.get(key) == fingerprint:
+        return False
+    seen[key] = fingerprint
+    return True
 
 
 class Controller:

@@ -13,6 +13,7 @@ from typing import Any
 
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
 from portalis.desired.conditions import FALSE, TRUE, ConditionUpdate, compute_conditions
+from portalis.desired.merge import patch_changes
 from portalis.desired.pods import GPU_RESOURCE, ROLE_LABEL, gpu_products
 
 
@@ -188,8 +189,10 @@ def compute_cluster_status(
 
 
 def status_changed(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
-    """True when any field of ``desired`` differs from what status holds now."""
-    return any(existing.get(k) != v for k, v in desired.items())
+    """True when merge-patching ``desired`` would change the status held now. (A null in ``desired`` removes the
+    field, so an absent field equals a null one: compared as plain values, ``{"perItem": null}`` never matched
+    the stored status, and every look at a job wrote it again.)"""
+    return patch_changes(existing, desired)
 
 
 def only_figures_changed(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
@@ -203,3 +206,15 @@ def only_figures_changed(existing: dict[str, Any], desired: dict[str, Any]) -> b
         return out
 
     return status_changed(existing, desired) and not status_changed(without_figures(existing), without_figures(desired))
+
+
+def reconcile_fingerprint(body: Any) -> tuple[Any, ...]:
+    """What of a TranslationCluster, besides its status, a reconcile of it depends on. Its status is written by
+    Portalis (the cluster and health controllers), so an event that changes only status (each of their patches
+    comes back as one) does not call for another look; a periodic look still catches a status edited by hand."""
+    meta = body.get("metadata") or {}
+    return (
+        meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None,
+        tuple(meta.get("finalizers") or ()), tuple(sorted((meta.get("labels") or {}).items())),
+        tuple(sorted((meta.get("annotations") or {}).items())),
+    )  # fmt: skip

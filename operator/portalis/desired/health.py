@@ -26,6 +26,7 @@ from portalis.api.alertmanager import WebhookPayload
 from portalis.api.v1alpha1.cluster import EccAction, HealthSpec, QuarantinePhase
 from portalis.api.v1alpha1.common import is_count_or_percent, resolve_count_or_percent
 from portalis.desired.conditions import format_time
+from portalis.desired.merge import patch_changes
 
 Key = tuple[str, str]  # (namespace, TranslationCluster name)
 
@@ -760,11 +761,10 @@ class Breaker:
         return self
 
     def to_status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"tripped": self.tripped}
-        if self.tripped:
-            out["since"] = self.since
-            out["reason"] = (self.reason or "")[:1024]
-        return out
+        """As merge-patched into status: a reset breaker clears ``since`` and ``reason`` (null removes them)."""
+        if not self.tripped:
+            return {"tripped": False, "since": None, "reason": None}
+        return {"tripped": True, "since": self.since, "reason": (self.reason or "")[:1024]}
 
     @classmethod
     def from_status(cls, raw: Mapping[str, Any] | None) -> Breaker:
@@ -926,7 +926,8 @@ def compute_health_status(
 
 
 def health_status_changed(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    return any(existing.get(k, [] if k != "circuitBreaker" else None) != v for k, v in desired.items())
+    """Whether merge-patching ``desired`` would change ``existing`` (an absent list reads as an empty one)."""
+    return any(patch_changes(existing.get(k, [] if k != "circuitBreaker" else None), v) for k, v in desired.items())
 
 
 def parse_time(text: str | None) -> datetime | None:
