@@ -32,22 +32,10 @@ from portalis.desired.health import (
     HealthSettings,
     view_node,
 )
+from portalis.desired.merge import merge_patch
 
 KEY = ("team", "tc")
 GPU = {"nvidia.com/gpu.present": "true"}
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
 
 
 def quarantined_node(name: str) -> dict[str, Any]:
@@ -154,6 +142,7 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             await ctx.sync_status(KEY)
             status = watch_tc()
             assert names(status) == ["gpu-1", "gpu-2"] and status["circuitBreaker"]["tripped"]
+            assert health.quarantined_nodes() == {"gpu-1", "gpu-2"}  # gpus.healthy in the cluster's status
 
             # a person annotates gpu-1 for release; the node watch delivers that and the operator releases it
             release = {"metadata": {"annotations": {RELEASE_ANNOTATION: "true"}}}
@@ -170,6 +159,7 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             status = watch_tc()
             assert not status["circuitBreaker"]["tripped"]
             assert names(status) == ["gpu-2"]
+            assert health.quarantined_nodes() == {"gpu-2"}
 
             # the node watch delivers the release: the status it asks for is the same
             await node_event(type="MODIFIED", body=watch_node("gpu-1"))
@@ -177,6 +167,16 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             await ctx.sync_status(KEY)
             status = watch_tc()
             assert names(status) == ["gpu-2"] and not status["circuitBreaker"]["tripped"]
+            assert health.quarantined_nodes() == {"gpu-2"}
+            ctx.released.clear()  # (once its release is old news, the watch alone says gpu-1 is healthy)
+            assert health.quarantined_nodes() == {"gpu-2"}
+            # quarantined again: the node watch alone brings it back
+            again = {"metadata": {"labels": {QUARANTINED_LABEL: "true"}}}
+            api.nodes["gpu-1"] = merge_patch(api.nodes["gpu-1"], again)
+            await node_event(type="MODIFIED", body=watch_node("gpu-1"))
+            assert health.quarantined_nodes() == {"gpu-1", "gpu-2"}
+            await node_event(type="DELETED", body=watch_node("gpu-1"))
+            assert health.quarantined_nodes() == {"gpu-2"}
 
             # no status written on the way reset the breaker beside the released node
             for written in api.status_writes:

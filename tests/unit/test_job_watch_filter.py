@@ -1,10 +1,12 @@
-"""Which changes to a job or its cluster make the job controller look again (pure functions, no cluster)."""
+"""Which changes to a job or its cluster make the controllers look again (pure functions, no cluster)."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+from portalis.controllers.runtime import changed
+from portalis.desired.cluster_status import reconcile_fingerprint
 from portalis.desired.job_status import cluster_fingerprint, job_fingerprint, orphaned_jobs, tenants_over_budget
 
 OWN = "portalis.dev/queue-cleanup"
@@ -80,3 +82,21 @@ def test_a_queued_job_is_removed_only_after_two_looks_found_it_gone() -> None:
     remove, suspects = orphaned_jobs(held, live={"a", "c"}, suspects=suspects)  # c was only late in the cache
     assert remove == {"b"} and suspects == set()
     assert orphaned_jobs(set(), live={"a"}, suspects={"b"}) == (set(), set())
+
+
+def test_a_clusters_own_status_writes_do_not_call_for_another_look_but_its_spec_and_metadata_do() -> None:
+    seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+    key = ("ml", "gpu")
+    base = cluster()
+    assert changed(seen, key, reconcile_fingerprint(base))  # its first event
+    figures = copy.deepcopy(base)
+    figures["status"]["queue"] = {"depth": 40}
+    figures["metadata"]["resourceVersion"] = "7"
+    assert not changed(seen, key, reconcile_fingerprint(figures))
+    for edit in ({"generation": 5}, {"deletionTimestamp": "2026-11-22T10:00:00Z"}, {"finalizers": ["x/y"]},
+                 {"labels": {"team": "a"}}, {"annotations": {"note": "b"}}, {"uid": "c2"}):  # fmt: skip
+        edited = copy.deepcopy(base)
+        edited["metadata"].update(edit)
+        assert reconcile_fingerprint(edited) != reconcile_fingerprint(base), edit
+    assert changed(seen, key, None) and key not in seen  # deleted
+    assert changed(seen, key, reconcile_fingerprint(base))  # created again

@@ -33,7 +33,7 @@ from portalis.controllers import health
 from portalis.controllers.caches import JOBS, SPECS, ObjectCache, slim
 from portalis.controllers.metering import Meter, budget_conditions, meter
 from portalis.controllers.redis_gate import RedisGate, Unreachable
-from portalis.controllers.runtime import Controller, Key, Result, first
+from portalis.controllers.runtime import Controller, Key, Result, changed, first
 from portalis.desired.apply import desired_hash, drifted_paths, is_subset
 from portalis.desired.budget import BudgetState, budget_status
 from portalis.desired.cluster_status import (
@@ -42,6 +42,7 @@ from portalis.desired.cluster_status import (
     QueueProblem,
     compute_cluster_status,
     only_figures_changed,
+    reconcile_fingerprint,
     status_changed,
     view_pod,
 )
@@ -111,6 +112,7 @@ class ClusterContext:
     queue_errors: dict[Key, QueueError] = field(default_factory=dict)  # the last failure, until a read succeeds
     replicas: dict[Key, int] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
+    seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)  # what of each cluster its last event showed
     progress: dict[Key, str] = field(default_factory=dict)  # cluster -> cursor in its queue's progress stream
     nodes: kopf.Index[str, dict[str, str]] | None = None
     jobs: ObjectCache = JOBS
@@ -141,8 +143,11 @@ def enqueue(key: Key) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "translationclusters")
-def tc_event(namespace: str | None, name: str, **_: Any) -> None:
-    enqueue((namespace or "", name))
+def tc_event(namespace: str | None, name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A cluster's arrival, spec, metadata or deletion needs a look; a change of its status alone does not."""
+    key = (namespace or "", name)
+    if CONTEXT is not None and changed(CONTEXT.seen, key, None if type == "DELETED" else reconcile_fingerprint(body)):
+        CONTEXT.controller.enqueue(key)
 
 
 @kopf.on.event("ray.io", "v1", "rayclusters", labels={CLUSTER_LABEL: kopf.PRESENT})

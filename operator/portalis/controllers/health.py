@@ -43,7 +43,8 @@ from portalis.clients.inflight import release_held_by
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.nodes import Eviction, NodeClient
 from portalis.controllers.caches import SPECS, slim
-from portalis.controllers.runtime import Controller, Key, Result
+from portalis.controllers.runtime import Controller, Key, Result, changed
+from portalis.desired.cluster_status import reconcile_fingerprint
 from portalis.desired.conditions import format_time
 from portalis.desired.health import (
     CORDONED_ANNOTATION,
@@ -80,7 +81,6 @@ from portalis.desired.health import (
     policy_from_spec,
     release_reason,
     resolve_node,
-    shows_quarantined,
     taint_value,
     view_node,
     view_pod_ref,
@@ -180,7 +180,11 @@ class HealthController:
         self.lock = asyncio.Lock()
         self.view_cache: dict[str, tuple[Any, NodeView]] = {}  # node -> (resourceVersion, view)
         self.fleet_cache: tuple[float, Any, Fleet] | None = None  # (when, own pending writes, fleet)
-        self.quarantined_cache: tuple[Fleet, frozenset[str]] | None = None
+        # nodes the node watch shows quarantined, built from the watch cache on first use and kept up to date by
+        # node events, so that every cluster reconcile (gpus.healthy) need not look at every node
+        self.shown: set[str] | None = None
+        self.shown_version = 0
+        self.quarantined_cache: tuple[Any, frozenset[str]] | None = None
         self.fleet_version = 0  # bumped on every node or worker-pod event
         self.pending: dict[str, tuple[tuple[Key, ...], float]] = {}
         self.released: dict[str, float] = {}
@@ -195,6 +199,7 @@ class HealthController:
         self.quarantining: set[str] = set()  # nodes being patched right now
         self.finished: dict[str, float] = {}  # nodes whose remediation ended lately (no resume from stale events)
         self.status = Controller("health-status", self.sync_status, workers=2, resync_seconds=60.0)
+        self.cluster_seen: dict[Key, tuple[Any, ...]] = {}  # what of each cluster its last event showed
         self.pool = ThreadPoolExecutor(16, thread_name_prefix="portalis-evict")
 
     # ---- observing ----
@@ -218,6 +223,21 @@ class HealthController:
             out.append(view)
         self.view_cache = cache
         return out
+
+    def shown_quarantined(self) -> set[str]:
+        if self.shown is None:
+            self.shown = {v.name for v in self.views() if v.quarantined}
+            self.shown_version += 1
+        return self.shown
+
+    def note_node(self, view: NodeView, gone: bool) -> None:
+        """A node event: keep ``shown`` in step with the watch."""
+        if self.shown is None:
+            return
+        quarantined = view.quarantined and not gone
+        if quarantined != (view.name in self.shown):
+            (self.shown.add if quarantined else self.shown.discard)(view.name)
+            self.shown_version += 1
 
     def worker_pods(self, node: str) -> list[WorkerPod]:
         return [p for p in self.pod_index.get(node) or () if p.role == "worker"]
@@ -727,8 +747,8 @@ class HealthController:
             await asyncio.sleep(POLL_SECONDS)
 
     # ---- node watch: releases and resumed drains ----
-    async def on_node(self, event_type: str | None, body: dict[str, Any]) -> None:
-        view = view_node(body)
+    async def on_node(self, event_type: str | None, body: dict[str, Any], view: NodeView | None = None) -> None:
+        view = view or view_node(body)
         name = view.name
         known = self.node_clusters.get(name, ())
         if event_type == "DELETED":
@@ -921,9 +941,13 @@ def quarantined_nodes() -> frozenset[str]:
     ctx = CONTEXT
     if ctx is None:
         return frozenset()
-    fleet = ctx.fleet(fresh=False)
-    if ctx.quarantined_cache is None or ctx.quarantined_cache[0] is not fleet:
-        ctx.quarantined_cache = (fleet, frozenset(v.name for v in shows_quarantined(fleet)))
+    # as shows_quarantined(fleet) counts them (less the nodes this process released lately), without a fleet
+    now = time.monotonic()
+    released = frozenset(name for name, at in ctx.released.items() if now - at <= PENDING_SECONDS)
+    shown = ctx.shown_quarantined()
+    version = (ctx.shown_version, released)
+    if ctx.quarantined_cache is None or ctx.quarantined_cache[0] != version:
+        ctx.quarantined_cache = (version, frozenset(shown - released))
     return ctx.quarantined_cache[1]
 
 
@@ -961,10 +985,13 @@ async def health_controller_stop(**_: Any) -> None:
 async def health_node_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     ctx = CONTEXT
     if ctx is not None:
-        known = ctx.view_cache.get(str(body.get("metadata", {}).get("name", "")))
-        if type == "DELETED" or known is None or known[1] != view_node(dict(body)):
+        raw = dict(body)
+        view = view_node(raw)
+        known = ctx.view_cache.get(view.name)
+        if type == "DELETED" or known is None or known[1] != view:
             ctx.fleet_version += 1  # what the fleet is built from changed (not a mere heartbeat): rebuild it
-        await ctx.on_node(type, dict(body))
+        ctx.note_node(view, type == "DELETED")
+        await ctx.on_node(type, raw, view)
 
 
 def fleet_changed() -> None:
@@ -974,7 +1001,10 @@ def fleet_changed() -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "translationclusters")
-async def health_cluster_event(namespace: str | None, name: str, **_: Any) -> None:
+async def health_cluster_event(namespace: str | None, name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A cluster's arrival, spec (its health policy) or deletion calls for its health status; its status alone,
+    which the cluster controller rewrites with every move of its queue, does not."""
     ctx = CONTEXT
-    if ctx is not None:
-        ctx.status.enqueue((namespace or "", name))
+    key = (namespace or "", name)
+    if ctx is not None and changed(ctx.cluster_seen, key, None if type == "DELETED" else reconcile_fingerprint(body)):
+        ctx.status.enqueue(key)
