@@ -11,7 +11,7 @@ from typing import Any, overload
 import pytest
 import redis
 
-from portalis.clients.queue import PRIORITIES, Delivery, RedisQueue, WorkItem, queue_for
+from portalis.clients.queue import PRIORITIES, Delivery, RedisQueue, WorkItem, look_many, queue_for
 from portalis.devcluster.servers import RedisServer
 
 VISIBILITY = 1.0  # seconds; short so redelivery tests run fast
@@ -469,6 +469,28 @@ def test_one_look_gives_the_backlog_and_the_progress_of_two_separate_reads(queue
     assert (backlog, seen) == (queue.backlog(), {taken.item.job_uid}) == (4, {taken.item.job_uid})
     assert queue.progress_since(cursor) == (seen, after)
     assert queue.look(after) == (4, set(), after)
+
+
+def test_queues_sharing_a_redis_are_looked_at_in_one_round_trip_with_the_answers_of_separate_looks(
+    queue: RedisQueue, client: redis.Redis
+) -> None:
+    other = RedisQueue(client, "team-b", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=300)
+    other.ensure_groups()
+    idle = RedisQueue(client, "team-c", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=300)
+    a, b = uid(), uid()
+    queue.enqueue(a, make_items(a, 3, job=a), 0)
+    other.enqueue(b, make_items(b, 2, job=b), 0)
+    starts = look_many([(queue, None), (other, None), (idle, None)])
+    assert [look[:2] for look in starts] == [(3, set()), (2, set()), (0, set())]
+    done = other.take("w1")
+    assert done is not None
+    other.complete(done, "done", 0.1)
+    cursors = [look[2] for look in starts]
+    together = look_many([(queue, cursors[0]), (other, cursors[1]), (idle, cursors[2])])
+    alone = [queue.look(cursors[0]), other.look(cursors[1]), idle.look(cursors[2])]
+    assert together == alone
+    assert [look[:2] for look in together] == [(3, set()), (1, {b}), (0, set())]
+    assert look_many([]) == []
 
 
 def test_a_look_far_behind_the_progress_stream_reads_every_chunk(queue: RedisQueue) -> None:

@@ -28,7 +28,7 @@ from portalis import GROUP, VERSION, metrics
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
 from portalis.clients.connections import ClusterConnections, ConnectionError_, Connections
 from portalis.clients.kube import Kube, Ref, rejection
-from portalis.clients.queue import QueueDepth, RedisQueue
+from portalis.clients.queue import QueueDepth, RedisQueue, look_many
 from portalis.controllers import health
 from portalis.controllers.caches import JOBS, SPECS, ObjectCache, slim
 from portalis.controllers.metering import Meter, budget_conditions, meter
@@ -57,6 +57,7 @@ log = logging.getLogger("portalis.cluster")
 GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
 DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
+LOOK_BATCH = 100  # queues read in one Redis round trip by the queue watch
 METER_SECONDS = 5.0
 FIGURES_SECONDS = 5.0  # a status change of queue figures alone is written at most this often
 QUEUE_RETRY_SECONDS = 10.0  # a cluster whose queue failed is looked at again this often
@@ -535,7 +536,7 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
     while True:
         await asyncio.sleep(interval)
         keys = list(ctx.backlogs)
-        looks = await asyncio.gather(*(_look_at_queue(ctx, key) for key in keys))
+        looks = await _look_at_queues(ctx, keys)
         now = time.monotonic()
         for key, look in zip(keys, looks, strict=True):
             if look is None or key not in ctx.backlogs:
@@ -550,22 +551,39 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
                     listener(key, touched)
 
 
-async def _look_at_queue(ctx: ClusterContext, key: Key) -> tuple[int, set[str], ScalingPolicy] | None:
-    """The cluster's backlog, the jobs with items finished since the last look (taken from the queue), and the
-    cluster's scaling policy."""
-    tc = first(ctx.clusters, key)
-    if tc is None:
-        ctx.backlogs.pop(key, None)
-        return None
-    try:
-        spec = SPECS.parse(TranslationClusterSpec, tc)
-        conns = await ctx.connections.for_cluster_async(key[0], key[1], spec)
-        queue: RedisQueue = conns.queue
-        cursor = ctx.progress.get(key)
-        backlog, touched, ctx.progress[key] = await ctx.redis.call(queue.r, partial(queue.look, cursor))
-        return backlog, touched, _policy(spec)
-    except Exception:  # the next reconcile reports it
-        return None
+async def _look_at_queues(ctx: ClusterContext, keys: list[Key]) -> list[tuple[int, set[str], ScalingPolicy] | None]:
+    """For each cluster: its backlog, the jobs with items finished since the last look (taken from the queue),
+    and its scaling policy; None when its queue could not be read. Clusters that share a Redis are read in one
+    round trip (up to LOOK_BATCH of them)."""
+    found: dict[Key, tuple[RedisQueue, ScalingPolicy]] = {}
+    by_client: dict[int, list[Key]] = {}
+    for key in keys:
+        tc = first(ctx.clusters, key)
+        if tc is None:
+            ctx.backlogs.pop(key, None)
+            continue
+        try:
+            spec = SPECS.parse(TranslationClusterSpec, tc)
+            conns = await ctx.connections.for_cluster_async(key[0], key[1], spec)
+        except Exception:  # the next reconcile reports it
+            continue
+        found[key] = (conns.queue, _policy(spec))
+        by_client.setdefault(id(conns.queue.r), []).append(key)
+    batches = [group[i : i + LOOK_BATCH] for group in by_client.values() for i in range(0, len(group), LOOK_BATCH)]
+    looked: dict[Key, tuple[int, set[str], ScalingPolicy]] = {}
+
+    async def look(batch: list[Key]) -> None:
+        queues = [(found[key][0], ctx.progress.get(key)) for key in batch]
+        try:
+            results = await ctx.redis.call(queues[0][0].r, partial(look_many, queues))
+        except Exception:  # the next reconcile reports it
+            return
+        for key, (backlog, touched, cursor) in zip(batch, results, strict=True):
+            ctx.progress[key] = cursor
+            looked[key] = (backlog, touched, found[key][1])
+
+    await asyncio.gather(*(look(batch) for batch in batches))
+    return [looked.get(key) for key in keys]
 
 
 async def _budget(

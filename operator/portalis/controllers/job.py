@@ -91,6 +91,7 @@ class JobContext:
     suspects: dict[Key, set[str]] = field(default_factory=dict)  # cluster -> uids without a job at the last sweep
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     waiting: dict[Key, tuple[float, int]] = field(default_factory=dict)  # cluster -> (when read, items waiting)
+    busy: dict[Key, tuple[float, dict[str, int]]] = field(default_factory=dict)  # cluster -> (when, job -> busy)
     cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     redis: RedisGate = field(default_factory=RedisGate.shared)
 
@@ -382,7 +383,7 @@ async def _drive(
     if not fresh:
         stats = await asyncio.to_thread(queue.job_stats, job.uid)
     finished_items = stats.done + stats.failed
-    in_flight = 0 if fresh else await asyncio.to_thread(_in_flight, conns, job)
+    in_flight = 0 if fresh else await _in_flight(ctx, spec, job, conns)
     total = len(plan)
     if (
         not holding and finished_items < total and in_flight == 0 and _stalled(ctx, job, finished_items)
@@ -574,11 +575,21 @@ def _rebuild(conns: ClusterConnections, job: Job, items: list[WorkItem], spec: T
     return conns.queue.requeue_remaining(job.uid, items)
 
 
-def _in_flight(conns: ClusterConnections, job: Job) -> int:
-    owner = f"{job.key[0]}/{job.key[1]}"
-    return sum(
-        1 for hb in conns.queue.workers().values() if hb.get("state") == "busy" and hb.get("job") in (owner, job.uid)
-    )
+async def _in_flight(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> int:
+    """Items of the job that workers are translating now, from their heartbeats: read at most once a second
+    per cluster (each of its jobs asks, and a cluster's heartbeats are read in one go)."""
+    cluster = cluster_key(job.key, spec)
+    now = time.monotonic()
+    known = ctx.busy.get(cluster)
+    if known is None or now - known[0] > 1.0:
+        workers = await asyncio.to_thread(conns.queue.workers)
+        busy: dict[str, int] = {}
+        for hb in workers.values():
+            if hb.get("state") == "busy" and hb.get("job"):
+                busy[str(hb["job"])] = busy.get(str(hb["job"]), 0) + 1
+        known = (now, busy)
+        ctx.busy[cluster] = known
+    return known[1].get(f"{job.key[0]}/{job.key[1]}", 0) + known[1].get(job.uid, 0)
 
 
 async def _queue_idle(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> bool:
