@@ -355,12 +355,14 @@ async def _drive(
     items = [_work_item(job, spec, i) for i in queueable]
     started = bool(job.status.get("startTime")) or stats.epoch_present
     fresh = False
+    acted = bool(too_large)  # whether this look changed the job's counters (else the stats read above stand)
     held = budget_hold(spec, job, tc, tc_body, cost_of(stats.gpu_seconds, price_per_gpu_hour(tc)), started)
     holding = spec.suspend or held is not None
     was_held = job.status.get("phase") == "Suspended" or _condition_true(job.status, "BudgetHeld")
     if holding:
         if not was_held and started:
             removed = await asyncio.to_thread(queue.remove_waiting, job.uid)
+            acted = True
             why = "spec.suspend is true" if spec.suspend else held.message  # type: ignore[union-attr]
             await _event(ctx, job, "Normal", "Suspended" if spec.suspend else "BudgetHeld",
                          f"Held {removed} queued items ({why}); items in flight finish.")  # fmt: skip
@@ -370,17 +372,21 @@ async def _drive(
         fresh = not too_large  # (failures recorded for files too large are not in the stats read before)
     elif stats.epoch_present and stats.enqueued < len(items) and not was_held:
         await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)  # after a crash
+        acted = True
     elif not stats.epoch_present:
         restored = await asyncio.to_thread(_rebuild, conns, job, items, spec)
+        acted = True
         message = f"The queue lost this job's items; re-queued {restored} unfinished items from the plan in S3."
         await _event(ctx, job, "Warning", "QueueRebuilt", message)
     elif was_held:
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
+        acted = True
         await _event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
 
     # a job queued just now has no progress to read and nothing in flight worth a round trip: its first finished
-    # item signals it, and its next look (RUNNING_RESYNC_SECONDS) counts what workers took
-    if not fresh:
+    # item signals it, and its next look (RUNNING_RESYNC_SECONDS) counts what workers took; a look that changed
+    # nothing reports the counters read at its start
+    if acted and not fresh:
         stats = await asyncio.to_thread(queue.job_stats, job.uid)
     finished_items = stats.done + stats.failed
     in_flight = 0 if fresh else await _in_flight(ctx, spec, job, conns)
