@@ -182,6 +182,29 @@ def test_a_job_runs_end_to_end_and_a_rerun_is_served_from_the_cache(env: Env) ->
     assert 500 < env.queue.r.ttl(cache_key("upper", engine.version, "rust", source)) <= 600
 
 
+def test_a_worker_beginning_a_job_says_so_once_on_the_progress_stream(env: Env) -> None:
+    # the operator leaves a job waiting in the queue alone until it hears of it: a worker beginning one of its
+    # items (after another job's or none) appends its uid to the progress stream, as finishing an item does
+    _, cursor = env.queue.progress_since(None)
+    first, _ = env.submit({"a.py": b"a = 1\n", "b.py": b"b = 2\n"})
+    second, _ = env.submit({"c.py": b"c = 3\n"})
+    release = threading.Event()
+    engine = UpperEngine(hold=release)
+    thread = threading.Thread(target=env.worker(engine, "pod-1").run, args=(threading.Event(), 1.0))
+    thread.start()
+    try:
+        assert engine.holding.wait(10)
+        assert env.queue.progress_since(cursor)[0] == {first}  # begun, nothing finished yet
+    finally:
+        release.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    entries = env.queue.r.xrange(env.queue.progress_key, min=f"({cursor}", max="+")
+    told = [raw[b"job"].decode() for _id, raw in entries]
+    # first: begun, a finished, b finished (same job, no second signal); second: begun, c finished
+    assert sorted(told) == sorted([first, first, first, second, second])
+
+
 def test_gpu_seconds_are_wall_time_times_gpus(env: Env) -> None:
     job, _ = env.submit({"a.py": b"x = 1\n"})
     ticks = iter([100.0, 103.5, 104.0])

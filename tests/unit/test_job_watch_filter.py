@@ -7,7 +7,17 @@ from typing import Any
 
 from portalis.controllers.runtime import changed
 from portalis.desired.cluster_status import reconcile_fingerprint
-from portalis.desired.job_status import cluster_fingerprint, job_fingerprint, orphaned_jobs, tenants_over_budget
+from portalis.desired.job_status import (
+    MAX_RESYNC_SECONDS,
+    RUNNING_RESYNC_SECONDS,
+    WAITING_RESYNC_SECONDS,
+    WAITING_TURN_RESYNC_SECONDS,
+    cluster_fingerprint,
+    job_fingerprint,
+    orphaned_jobs,
+    resync_seconds,
+    tenants_over_budget,
+)
 
 OWN = "portalis.dev/queue-cleanup"
 
@@ -100,3 +110,27 @@ def test_a_clusters_own_status_writes_do_not_call_for_another_look_but_its_spec_
         assert reconcile_fingerprint(edited) != reconcile_fingerprint(base), edit
     assert changed(seen, key, None) and key not in seen  # deleted
     assert changed(seen, key, reconcile_fingerprint(base))  # created again
+
+
+def test_a_running_job_is_looked_at_soon_after_a_change_and_less_often_while_nothing_changes() -> None:
+    interval = resync_seconds("Running", True, None, False)
+    assert interval == RUNNING_RESYNC_SECONDS
+    seen = [interval]
+    for _ in range(6):
+        interval = resync_seconds("Running", False, interval, False)
+        seen.append(interval)
+    assert seen == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0] and max(seen) == MAX_RESYNC_SECONDS
+    assert resync_seconds("Running", False, None, False) == RUNNING_RESYNC_SECONDS  # first look unchanged
+    assert resync_seconds("Planning", False, 40.0, False) == MAX_RESYNC_SECONDS
+
+
+def test_a_job_waiting_its_turn_is_left_to_the_queue_signals_and_finished_jobs_are_not_looked_at() -> None:
+    # a worker beginning or finishing one of its items, or the queue emptying, brings it back before then
+    assert resync_seconds("Running", True, None, True) == WAITING_TURN_RESYNC_SECONDS
+    assert resync_seconds("Running", False, 5.0, True) == WAITING_TURN_RESYNC_SECONDS
+    # its turn came (an item in flight): looked at soon again
+    assert resync_seconds("Running", True, WAITING_TURN_RESYNC_SECONDS, False) == RUNNING_RESYNC_SECONDS
+    for phase in ("Pending", "Suspended"):
+        assert resync_seconds(phase, True, None, True) == WAITING_RESYNC_SECONDS
+    for phase in ("Succeeded", "Failed"):
+        assert resync_seconds(phase, True, 5.0, False) is None

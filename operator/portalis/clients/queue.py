@@ -262,7 +262,7 @@ class RedisQueue:
         self.prefix = f"portalis:{{{namespace}/{cluster}}}"
         self.dlq = f"{self.prefix}:dlq"
         self.cancelled_key = f"{self.prefix}:cancelled"
-        self.progress_key = f"{self.prefix}:progress"  # a stream of the uids of jobs whose items finished
+        self.progress_key = f"{self.prefix}:progress"  # uids of jobs whose items finished, or that a worker began
         self.workers_key = f"{self.prefix}:workers"  # worker names scored by when their heartbeat expires
         self.jobs_key = f"{self.prefix}:jobs"  # job uid -> "namespace/name", for the jobs with items here
         self._groups_ready = False
@@ -812,17 +812,28 @@ class RedisQueue:
     # --- workers ---
 
     def heartbeat(
-        self, worker: str, state: str, item_id: str | None = None, job: str | None = None, ttl_seconds: int = 15
+        self,
+        worker: str,
+        state: str,
+        item_id: str | None = None,
+        job: str | None = None,
+        ttl_seconds: int = 15,
+        started: str | None = None,
     ) -> None:
         """Say that ``worker`` is alive and busy or idle; the key expires when heartbeats stop.
 
         The worker's name also goes into the queue's ``workers`` sorted set, scored by when its heartbeat
-        expires, so that ``workers`` reads the live ones in one script instead of scanning the keyspace."""
+        expires, so that ``workers`` reads the live ones in one script instead of scanning the keyspace.
+        ``started``: the uid of a job this worker has just begun an item of, after none or another job's; it is
+        appended to the progress stream, so that the operator, which does not poll jobs waiting in the queue,
+        looks at that job and reports the item in flight."""
         ttl = max(1, int(ttl_seconds))
         body = json.dumps({"state": state, "item": item_id, "job": job, "ts": time.time()})
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.heartbeat_key(worker), body, ex=ttl)
         pipe.zadd(self.workers_key, {worker: time.time() + ttl})
+        if started:
+            pipe.xadd(self.progress_key, {"job": started}, maxlen=PROGRESS_MAXLEN, approximate=True)
         pipe.execute()
 
     def workers(self) -> dict[str, dict[str, Any]]:

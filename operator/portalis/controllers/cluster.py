@@ -114,6 +114,7 @@ class ClusterContext:
     replicas: dict[Key, int] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)  # what of each cluster its last event showed
+    watched: dict[Key, int] = field(default_factory=dict)  # the backlog the queue watch saw last
     progress: dict[Key, str] = field(default_factory=dict)  # cluster -> cursor in its queue's progress stream
     nodes: kopf.Index[str, dict[str, str]] | None = None
     jobs: ObjectCache = JOBS
@@ -136,6 +137,9 @@ CONTEXT: ClusterContext | None = None
 # called with a cluster's key and the uids of its jobs that had items finish since the last look (the job
 # controller reports exactly those jobs)
 PROGRESS_LISTENERS: list[Callable[[Key, set[str]], None]] = []
+# called with a cluster's key when the queue watch finds its queue empty after it held items (the job controller
+# then looks at every job of the cluster: one waiting its turn is not otherwise looked at for minutes)
+EMPTIED_LISTENERS: list[Callable[[Key], None]] = []
 
 
 def enqueue(key: Key) -> None:
@@ -542,6 +546,10 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
             if look is None or key not in ctx.backlogs:
                 continue
             backlog, touched, policy = look
+            if backlog == 0 and ctx.watched.get(key, 0) > 0:
+                for emptied in EMPTIED_LISTENERS:
+                    emptied(key)
+            ctx.watched[key] = backlog
             since = now - ctx.scaled_at.get(key, float("-inf"))
             if backlog_needs_a_look(policy, ctx.backlogs.get(key), backlog, since, FIGURES_SECONDS):
                 ctx.backlogs[key] = backlog
@@ -561,6 +569,7 @@ async def _look_at_queues(ctx: ClusterContext, keys: list[Key]) -> list[tuple[in
         tc = first(ctx.clusters, key)
         if tc is None:
             ctx.backlogs.pop(key, None)
+            ctx.watched.pop(key, None)
             continue
         try:
             spec = SPECS.parse(TranslationClusterSpec, tc)

@@ -49,6 +49,7 @@ from portalis.desired.job_status import (
     job_fingerprint,
     orphaned_jobs,
     report,
+    resync_seconds,
     tenants_over_budget,
 )
 from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
@@ -61,9 +62,6 @@ log = logging.getLogger("portalis.job")
 FINALIZER = f"{GROUP}/queue-cleanup"
 SWEEP_SECONDS = float(os.environ.get("PORTALIS_JOB_SWEEP_SECONDS", "60"))
 TJ_API_VERSION = f"{GROUP}/{VERSION}"
-RUNNING_RESYNC_SECONDS = 5.0
-WAITING_RESYNC_SECONDS = 30.0
-MAX_RESYNC_SECONDS = 60.0
 STALL_SECONDS = 60.0
 # Plans kept in memory, counted in items (a plan of one file costs as little as a job's other memory; one of
 # 100,000 files costs tens of MB): a job reconciled again within it is not read back from S3.
@@ -92,6 +90,7 @@ class JobContext:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     waiting: dict[Key, tuple[float, int]] = field(default_factory=dict)  # cluster -> (when read, items waiting)
     busy: dict[Key, tuple[float, dict[str, int]]] = field(default_factory=dict)  # cluster -> (when, job -> busy)
+    busy_reset: dict[Key, int] = field(default_factory=dict)  # cluster -> progress signals so far
     cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     redis: RedisGate = field(default_factory=RedisGate.shared)
 
@@ -130,9 +129,12 @@ def enqueue_jobs_of(cluster_key: Key) -> None:
 
 
 def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
-    """Items of these jobs (uids) finished: report them now rather than at their next resync."""
+    """Items of these jobs (uids) were begun or finished: report them now rather than at their next resync (from
+    the cluster's heartbeats as they are now: a worker's heartbeat says what it began before the signal does)."""
     if CONTEXT is None:
         return
+    CONTEXT.busy.pop(cluster_key, None)
+    CONTEXT.busy_reset[cluster_key] = CONTEXT.busy_reset.get(cluster_key, 0) + 1
     for job_key in CONTEXT.jobs.group(cluster_key):
         body = CONTEXT.jobs.get(job_key)
         if body is not None and (body.get("metadata") or {}).get("uid") in uids:
@@ -158,6 +160,7 @@ async def tj_controller_start(**kwargs: Any) -> None:
     controller.start()
     CONTEXT.tasks.append(asyncio.create_task(sweep_queues(CONTEXT), name="portalis-job-sweep"))
     cluster_controller.PROGRESS_LISTENERS.append(enqueue_progressed)
+    cluster_controller.EMPTIED_LISTENERS.append(enqueue_jobs_of)
 
 
 @kopf.on.cleanup()
@@ -383,9 +386,8 @@ async def _drive(
         acted = True
         await _event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
 
-    # a job queued just now has no progress to read and nothing in flight worth a round trip: its first finished
-    # item signals it, and its next look (RUNNING_RESYNC_SECONDS) counts what workers took; a look that changed
-    # nothing reports the counters read at its start
+    # a job queued just now has no progress to read and nothing in flight worth a round trip: a worker beginning
+    # or finishing one of its items signals it; a look that changed nothing reports the counters read at its start
     if acted and not fresh:
         stats = await asyncio.to_thread(queue.job_stats, job.uid)
     finished_items = stats.done + stats.failed
@@ -399,6 +401,9 @@ async def _drive(
         if requeued:
             message = f"No progress for {STALL_SECONDS:.0f}s and nothing in flight: re-queued {requeued} items."
             await _event(ctx, job, "Warning", "Requeued", message)
+    waiting_turn = (
+        not holding and finished_items < total and in_flight == 0 and not await _queue_idle(ctx, spec, job, conns)
+    )
     _count_items(ctx, job, spec, stats)
     rate = ctx.rates.setdefault(job.uid, RateTracker()).add(time.monotonic(), finished_items)
     paths = {i.item_id: i.relative_path for i in plan}
@@ -422,6 +427,7 @@ async def _drive(
         report_location=report_location,
         finished=finished and bool(report_location),
         budget_held=None if spec.suspend else held,
+        waiting_turn=waiting_turn,
         **base,  # type: ignore[arg-type]
     )
 
@@ -588,13 +594,15 @@ async def _in_flight(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns:
     now = time.monotonic()
     known = ctx.busy.get(cluster)
     if known is None or now - known[0] > 1.0:
+        reset = ctx.busy_reset.get(cluster, 0)
         workers = await asyncio.to_thread(conns.queue.workers)
         busy: dict[str, int] = {}
         for hb in workers.values():
             if hb.get("state") == "busy" and hb.get("job"):
                 busy[str(hb["job"])] = busy.get(str(hb["job"]), 0) + 1
         known = (now, busy)
-        ctx.busy[cluster] = known
+        if ctx.busy_reset.get(cluster, 0) == reset:  # not kept when a signal came while it was being read
+            ctx.busy[cluster] = known
     return known[1].get(f"{job.key[0]}/{job.key[1]}", 0) + known[1].get(job.uid, 0)
 
 
@@ -757,21 +765,13 @@ async def _finish_reconcile(
             ctx.jobs.wrote_status(job.key, job.body, new_status)
         await _record_transitions(ctx, job, job.status, new_status)
     phase = new_status.get("phase")
-    if phase in {"Succeeded", "Failed"}:
+    interval = resync_seconds(phase, changed, ctx.intervals.get(job.uid), obs.waiting_turn)
+    if interval is None:
         ctx.intervals.pop(job.uid, None)
         ctx.counted.pop(job.uid, None)
         return Result.forget()
-    if phase == "Running" or phase == "Planning":
-        # finished items bring the job back at once (enqueue_progressed); this look only catches what has no
-        # signal (items taken, a stall): often while the job moves, backing off while it waits in the queue
-        interval = (
-            RUNNING_RESYNC_SECONDS
-            if changed
-            else min(ctx.intervals.get(job.uid, RUNNING_RESYNC_SECONDS / 2) * 2, MAX_RESYNC_SECONDS)
-        )
-        ctx.intervals[job.uid] = interval
-        return Result(requeue_after=_until_deadline(spec, job, now, interval))
-    return Result(requeue_after=_until_deadline(spec, job, now, WAITING_RESYNC_SECONDS))
+    ctx.intervals[job.uid] = interval
+    return Result(requeue_after=_until_deadline(spec, job, now, interval))
 
 
 def _until_deadline(spec: TranslationJobSpec | None, job: Job, now: datetime, interval: float) -> float:

@@ -66,6 +66,36 @@ class JobObservation:
     finished: bool = False  # every item done or failed and the report is written
     budget_held: Problem | None = None
     created: datetime | None = None
+    # items of the job wait in the cluster's queue and none is in flight: nothing changes until a worker begins
+    # one or one finishes, and both are signalled through the queue's progress stream
+    waiting_turn: bool = False
+
+
+# how soon a job is looked at again (seconds), when no signal brings it back sooner
+RUNNING_RESYNC_SECONDS = 5.0  # after a look that changed its status
+MAX_RESYNC_SECONDS = 60.0  # backing off to this while it runs unchanged
+WAITING_RESYNC_SECONDS = 30.0  # pending (on a problem or a budget) or suspended
+WAITING_TURN_RESYNC_SECONDS = 300.0  # waiting its turn in the queue
+
+
+def resync_seconds(phase: str | None, changed: bool, previous: float | None, waiting_turn: bool) -> float | None:
+    """When to look at a job again without a signal (None: not until something about it changes), given its
+    phase, whether this look changed its status, the interval chosen last time, and whether it waits its turn.
+
+    Finished items and items begun by a worker bring a job back at once (the queue's progress stream), so the
+    periodic look catches only what has no signal: a stall, a lost queue, items taken by workers that do not
+    signal. It comes soon after a change and backs off while nothing changes; a job waiting its turn in a
+    queue that still holds items is left to the signals, with a look every WAITING_TURN_RESYNC_SECONDS as a
+    safety net (the cluster's queue emptying brings all its jobs back too)."""
+    if phase in {"Succeeded", "Failed"}:
+        return None
+    if phase not in {"Running", "Planning"}:
+        return WAITING_RESYNC_SECONDS
+    if waiting_turn and phase == "Running":
+        return WAITING_TURN_RESYNC_SECONDS
+    if changed:
+        return RUNNING_RESYNC_SECONDS
+    return min((previous or RUNNING_RESYNC_SECONDS / 2) * 2, MAX_RESYNC_SECONDS)
 
 
 def eta_seconds(remaining: int, rate: float | None) -> int | None:

@@ -85,6 +85,7 @@ class Worker:
         self.stats = stats if stats is not None else StatsRecorder()
         self.stats.prime(engine.name)
         self._state: tuple[str, str | None, str | None] = ("idle", None, None)
+        self._last_job: str | None = None  # uid of the job of the last item taken
         self._state_lock = threading.Lock()
 
     # --- one item ---
@@ -195,16 +196,20 @@ class Worker:
         with self._state_lock:
             changed = new != self._state
             self._state = new
+        started = None
+        if d is not None and d.item.job_uid != self._last_job:  # the first item of a job since another's
+            started = self._last_job = d.item.job_uid
         if changed:
-            self._beat()
+            self._beat(started=started)
 
-    def _beat(self, ttl_seconds: int | None = None) -> None:
+    def _beat(self, ttl_seconds: int | None = None, started: str | None = None) -> None:
         with self._state_lock:
             state, item_id, job = self._state
         try:
             self.queue.heartbeat(
-                self.name, state, item_id=item_id, job=job, ttl_seconds=ttl_seconds or self.heartbeat_ttl_seconds
-            )
+                self.name, state, item_id=item_id, job=job, ttl_seconds=ttl_seconds or self.heartbeat_ttl_seconds,
+                started=started,
+            )  # fmt: skip
         except redis.RedisError as exc:
             log.warning("worker %s: heartbeat failed: %s", self.name, exc)
 
