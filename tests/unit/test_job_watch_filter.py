@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from portalis.controllers import job as job_controller
+from portalis.controllers.caches import ObjectCache, cluster_of_job
 from portalis.controllers.runtime import changed
 from portalis.desired.cluster_status import reconcile_fingerprint
 from portalis.desired.job_status import (
@@ -134,3 +139,16 @@ def test_a_job_waiting_its_turn_is_left_to_the_queue_signals_and_finished_jobs_a
         assert resync_seconds(phase, True, None, True) == WAITING_RESYNC_SECONDS
     for phase in ("Succeeded", "Failed"):
         assert resync_seconds(phase, True, 5.0, False) is None
+
+
+def test_an_emptied_queue_brings_back_the_running_jobs_of_its_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = ObjectCache(cluster_of_job)
+    for name, cluster_name, phase in [("j1", "gpu", "Running"), ("j2", "gpu", "Succeeded"),
+                                      ("j3", "other", "Running"), ("j4", "gpu", "Pending")]:  # fmt: skip
+        body = {"metadata": {"uid": name}, "spec": {"clusterRef": {"name": cluster_name}}, "status": {"phase": phase}}
+        jobs.put(("ml", name), body)
+    queued: list[tuple[str, str]] = []
+    context = SimpleNamespace(jobs=jobs, controller=SimpleNamespace(enqueue=queued.append))
+    monkeypatch.setattr(job_controller, "CONTEXT", context)
+    job_controller.enqueue_running_jobs_of(("ml", "gpu"))
+    assert queued == [("ml", "j1")]

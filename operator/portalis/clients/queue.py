@@ -628,12 +628,14 @@ class RedisQueue:
         return backlog, *self._read_progress(cursor, entries)
 
     def progress_since(self, cursor: str | None) -> tuple[set[str], str]:
-        """Uids of the jobs that had an item finished (done or failed) after ``cursor``, and the new cursor.
+        """Uids of the jobs that had an item finished (done or failed) or begun after ``cursor``, and the new
+        cursor.
 
         Completing or failing an item appends its job's uid to the queue's progress stream in the same script
-        that counts it. Each reader keeps its own cursor, so an operator reading it takes nothing from another
-        (one taking over, say). ``None`` starts from now (a new reader reconciles everything anyway); the stream
-        keeps about PROGRESS_MAXLEN entries, and a reader further behind than that waits for its periodic look.
+        that counts it; a worker beginning an item of a job after another job's does so with its heartbeat. Each
+        reader keeps its own cursor, so an operator reading it takes nothing from another (one taking over, say).
+        ``None`` starts from now (a new reader reconciles everything anyway); the stream keeps about
+        PROGRESS_MAXLEN entries, and a reader further behind than that waits for its periodic look.
         """
         if cursor is None:
             return set(), _last_id(self.r.xrevrange(self.progress_key, count=1))

@@ -134,8 +134,8 @@ class QueueError:
 
 
 CONTEXT: ClusterContext | None = None
-# called with a cluster's key and the uids of its jobs that had items finish since the last look (the job
-# controller reports exactly those jobs)
+# called with a cluster's key and the uids of its jobs that had items finished or begun since the last look (the
+# job controller reports exactly those jobs)
 PROGRESS_LISTENERS: list[Callable[[Key, set[str]], None]] = []
 # called with a cluster's key when the queue watch finds its queue empty after it held items (the job controller
 # then looks at every job of the cluster: one waiting its turn is not otherwise looked at for minutes)
@@ -561,7 +561,8 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
 
 async def _look_at_queues(ctx: ClusterContext, keys: list[Key]) -> list[tuple[int, set[str], ScalingPolicy] | None]:
     """For each cluster: its backlog, the jobs with items finished since the last look (taken from the queue),
-    and its scaling policy; None when its queue could not be read. Clusters that share a Redis are read in one
+    and its scaling policy; None when its queue could not be read. ("Finished" includes begun: a worker beginning
+    a job's item signals it on the same stream.) Clusters that share a Redis are read in one
     round trip (up to LOOK_BATCH of them)."""
     found: dict[Key, tuple[RedisQueue, ScalingPolicy]] = {}
     by_client: dict[int, list[Key]] = {}

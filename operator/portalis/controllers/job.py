@@ -128,6 +128,17 @@ def enqueue_jobs_of(cluster_key: Key) -> None:
         CONTEXT.controller.enqueue(job_key)
 
 
+def enqueue_running_jobs_of(cluster_key: Key) -> None:
+    """The cluster's queue emptied: its running jobs are looked at (one waiting its turn is otherwise looked at
+    only every few minutes, and an empty queue is when a stall or a lost queue shows)."""
+    if CONTEXT is None:
+        return
+    for job_key in CONTEXT.jobs.group(cluster_key):
+        body = CONTEXT.jobs.get(job_key)
+        if body is not None and (body.get("status") or {}).get("phase") == "Running":
+            CONTEXT.controller.enqueue(job_key)
+
+
 def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
     """Items of these jobs (uids) were begun or finished: report them now rather than at their next resync (from
     the cluster's heartbeats as they are now: a worker's heartbeat says what it began before the signal does)."""
@@ -160,7 +171,7 @@ async def tj_controller_start(**kwargs: Any) -> None:
     controller.start()
     CONTEXT.tasks.append(asyncio.create_task(sweep_queues(CONTEXT), name="portalis-job-sweep"))
     cluster_controller.PROGRESS_LISTENERS.append(enqueue_progressed)
-    cluster_controller.EMPTIED_LISTENERS.append(enqueue_jobs_of)
+    cluster_controller.EMPTIED_LISTENERS.append(enqueue_running_jobs_of)
 
 
 @kopf.on.cleanup()
