@@ -30,6 +30,7 @@ from portalis.desired.health import (
     TAINT_KEY,
     Breaker,
     HealthSettings,
+    parse_selector,
     view_node,
 )
 from portalis.desired.merge import merge_patch
@@ -143,6 +144,16 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             status = watch_tc()
             assert names(status) == ["gpu-1", "gpu-2"] and status["circuitBreaker"]["tripped"]
             assert health.quarantined_nodes() == {"gpu-1", "gpu-2"}  # gpus.healthy in the cluster's status
+
+            # a Portalis process that manages none of these nodes (another selector) leaves that status alone: it
+            # neither resets the breaker it cannot judge nor writes the cluster's health status
+            elsewhere = HealthSettings(managed_selector=parse_selector("pool=elsewhere"), fleet_max_unavailable="100%")
+            its_nodes = {**node_index, "n-else": [{"metadata": {"name": "n-else", "labels": {"pool": "elsewhere"}}}]}
+            other = health.HealthController(cast(Any, api), elsewhere, its_nodes, {}, tc_index, {})
+            writes = len(api.status_writes)
+            await other.sync_status(KEY)
+            await other.stop()
+            assert len(api.status_writes) == writes and watch_tc()["circuitBreaker"]["tripped"]
 
             # a person annotates gpu-1 for release; the node watch delivers that and the operator releases it
             release = {"metadata": {"annotations": {RELEASE_ANNOTATION: "true"}}}

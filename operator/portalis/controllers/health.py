@@ -200,6 +200,7 @@ class HealthController:
         self.finished: dict[str, float] = {}  # nodes whose remediation ended lately (no resume from stale events)
         self.status = Controller("health-status", self.sync_status, workers=2, resync_seconds=60.0)
         self.cluster_seen: dict[Key, tuple[Any, ...]] = {}  # what of each cluster its last event showed
+        self.tripped_here: set[Key] = set()  # clusters whose breaker this process tripped
         self.pool = ThreadPoolExecutor(16, thread_name_prefix="portalis-evict")
 
     # ---- observing ----
@@ -505,6 +506,7 @@ class HealthController:
         for key in d.clusters:
             before = self.breakers.get(key, Breaker.from_status(self._status(key).get("circuitBreaker")))
             self.breakers[key] = before.trip(now, reason)
+            self.tripped_here.add(key)
             metrics.CIRCUIT_BREAKER_TRIPPED.labels(*key).set(1)
             if not before.tripped:
                 tripped.append(key)
@@ -851,6 +853,7 @@ class HealthController:
         if tc is None or tc.get("metadata", {}).get("deletionTimestamp"):
             self.status.forget(key)
             self.breakers.pop(key, None)
+            self.tripped_here.discard(key)
             self.planned.pop(key, None)
             for gauge in (metrics.QUARANTINED_NODES, metrics.CIRCUIT_BREAKER_TRIPPED):
                 with contextlib.suppress(KeyError):
@@ -859,6 +862,11 @@ class HealthController:
         status = dict(tc.get("status") or {})
         policy = self.policy(key)
         fleet = self.fleet(fresh=False)
+        if not self.judges(key, fleet, status):
+            # none of the cluster's nodes is this process' to manage (PORTALIS_MANAGED_NODE_SELECTOR): its health
+            # status, breaker included, is left to the Portalis process that manages them
+            self.breakers.pop(key, None)
+            return Result()
         breaker = self.breakers.get(key)
         if breaker is None and status.get("circuitBreaker"):
             breaker = Breaker.from_status(status["circuitBreaker"])
@@ -891,6 +899,16 @@ class HealthController:
             ref = Ref(TC_API_VERSION, "TranslationCluster", key[0], key[1], tc.get("metadata", {}).get("uid", ""))
             await asyncio.to_thread(self.kube.patch_status, ref, desired)
         return Result()
+
+    def judges(self, key: Key, fleet: Fleet, status: dict[str, Any]) -> bool:
+        """Whether this process may write the cluster's health status: it tripped the cluster's breaker, or a
+        node the cluster runs on, has quarantined, or lists in its status is one this process manages."""
+        if key in self.tripped_here:
+            return True
+        names = set(fleet.cluster_nodes.get(key, ()))
+        names.update(n for n in self.shown_quarantined() if n in fleet.nodes and key in fleet.nodes[n].clusters)
+        names.update(str(e.get("name")) for e in status.get("quarantinedNodes") or [] if isinstance(e, dict))
+        return bool(names & fleet.managed)
 
     async def stop(self) -> None:
         for task in [*self.tasks.values(), *self.background]:
