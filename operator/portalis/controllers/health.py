@@ -864,8 +864,12 @@ class HealthController:
         fleet = self.fleet(fresh=False)
         if not self.judges(key, fleet, status):
             # none of the cluster's nodes is this process' to manage (PORTALIS_MANAGED_NODE_SELECTOR): its health
-            # status, breaker included, is left to the Portalis process that manages them
+            # status, breaker included, is left to the Portalis process that manages them; the metrics show it
             self.breakers.pop(key, None)
+            shown = compute_health_status(key, fleet, None)
+            metrics.QUARANTINED_NODES.labels(*key).set(len(shown["quarantinedNodes"]))
+            tripped = bool((status.get("circuitBreaker") or {}).get("tripped"))
+            metrics.CIRCUIT_BREAKER_TRIPPED.labels(*key).set(int(tripped))
             return Result()
         breaker = self.breakers.get(key)
         if breaker is None and status.get("circuitBreaker"):
