@@ -3,7 +3,6 @@ defaults are what the API reference says, and the money, quantity and percentage
 
 from __future__ import annotations
 
-import copy
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,6 +38,7 @@ from portalis.api.v1alpha1 import (
     resolve_count_or_percent,
 )
 from portalis.api.v1alpha1.common import is_label_key
+from portalis.desired.merge import merge_patch
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
@@ -54,19 +54,6 @@ STORAGE = {"bucket": "portalis-artifacts"}
 def load(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(path.read_text())
     return data
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (as in tests/integration/test_admission.py)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 # --- examples ----------------------------------------------------------------------------------------------
