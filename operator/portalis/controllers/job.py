@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -131,12 +132,8 @@ def enqueue_jobs_of(cluster_key: Key) -> None:
 def enqueue_running_jobs_of(cluster_key: Key) -> None:
     """The cluster's queue emptied: its running jobs are looked at (one waiting its turn is otherwise looked at
     only every few minutes, and an empty queue is when a stall or a lost queue shows)."""
-    if CONTEXT is None:
-        return
-    for job_key in CONTEXT.jobs.group(cluster_key):
-        body = CONTEXT.jobs.get(job_key)
-        if body is not None and (body.get("status") or {}).get("phase") == "Running":
-            CONTEXT.controller.enqueue(job_key)
+    if CONTEXT is not None:
+        _enqueue_jobs_where(CONTEXT, cluster_key, lambda body: (body.get("status") or {}).get("phase") == "Running")
 
 
 def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
@@ -146,10 +143,15 @@ def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
         return
     CONTEXT.busy.pop(cluster_key, None)
     CONTEXT.busy_reset[cluster_key] = CONTEXT.busy_reset.get(cluster_key, 0) + 1
-    for job_key in CONTEXT.jobs.group(cluster_key):
-        body = CONTEXT.jobs.get(job_key)
-        if body is not None and (body.get("metadata") or {}).get("uid") in uids:
-            CONTEXT.controller.enqueue(job_key)
+    _enqueue_jobs_where(CONTEXT, cluster_key, lambda body: (body.get("metadata") or {}).get("uid") in uids)
+
+
+def _enqueue_jobs_where(ctx: JobContext, cluster_key: Key, wanted: Callable[[dict[str, Any]], bool]) -> None:
+    """Enqueue the cluster's jobs whose cached body ``wanted`` accepts."""
+    for job_key in ctx.jobs.group(cluster_key):
+        body = ctx.jobs.get(job_key)
+        if body is not None and wanted(body):
+            ctx.controller.enqueue(job_key)
 
 
 @kopf.on.event(GROUP, VERSION, "translationclusters")
