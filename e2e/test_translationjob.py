@@ -51,8 +51,9 @@ def test_a_200_file_job_succeeds_with_exactly_200_outputs_and_a_rerun_hits_the_c
     assert {f["outcome"] for f in report["files"]} == {"translated"}
     conds = {c["type"]: c for c in status["conditions"]}
     assert conds["Succeeded"]["status"] == "True" and conds["Planned"]["status"] == "True"
-    events = {e["reason"] for e in jobs.cluster.events("TranslationJob", "first")}
-    assert {"Planned", "Queued", "Completed"} <= events
+    events = {e["reason"]: e["message"] for e in jobs.cluster.events("TranslationJob", "first")}
+    assert {"Planned", "Completed"} <= set(events) and "Queued" not in events  # planning and queueing: one Event
+    assert "; queued 200 items at priority" in events["Planned"], events["Planned"]
 
     jobs.submit("again", bucket, "repo/", output={"prefix": "out/again/"})
     status = jobs.wait_phase("again", {"Succeeded", "Failed"}, timeout=120)

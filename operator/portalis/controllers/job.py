@@ -363,7 +363,7 @@ async def _drive(
     plan_or_problem = await _plan(ctx, job, spec, conns, stored)
     if isinstance(plan_or_problem, Problem):
         return JobObservation(problem=plan_or_problem, **base)  # type: ignore[arg-type]
-    plan = plan_or_problem
+    plan, planned = plan_or_problem
     too_large = {i.item_id: f"larger than the {_mb(i.size_bytes)} limit" for i in plan if i.too_large}
     for item_id, reason in too_large.items():
         await asyncio.to_thread(queue.record_failure, job.uid, item_id, f"too large: {reason}")
@@ -375,6 +375,9 @@ async def _drive(
     held = budget_hold(spec, job, tc, tc_body, cost_of(stats.gpu_seconds, price_per_gpu_hour(tc)), started)
     holding = spec.suspend or held is not None
     was_held = job.status.get("phase") == "Suspended" or _condition_true(job.status, "BudgetHeld")
+    first_queue = not holding and not stats.epoch_present and not job.status.get("startTime")
+    if planned is not None and not first_queue:  # (else one Event says both, below: one API write, not two)
+        await _event(ctx, job, "Normal", "Planned", f"{planned}.")
     if holding:
         if not was_held and started:
             removed = await asyncio.to_thread(queue.remove_waiting, job.uid)
@@ -382,9 +385,13 @@ async def _drive(
             why = "spec.suspend is true" if spec.suspend else held.message  # type: ignore[union-attr]
             await _event(ctx, job, "Normal", "Suspended" if spec.suspend else "BudgetHeld",
                          f"Held {removed} queued items ({why}); items in flight finish.")  # fmt: skip
-    elif not stats.epoch_present and not job.status.get("startTime"):  # never queued before
+    elif first_queue:  # never queued before
         await asyncio.to_thread(queue.enqueue, job.uid, items, 0)
-        await _event(ctx, job, "Normal", "Queued", f"Queued {len(items)} items at priority {spec.priority}.")
+        queued = f"queued {len(items)} items at priority {spec.priority}"
+        if planned is not None:
+            await _event(ctx, job, "Normal", "Planned", f"{planned}; {queued}.")
+        else:  # the plan was stored by a reconcile that ended before queueing
+            await _event(ctx, job, "Normal", "Queued", f"{queued[0].upper()}{queued[1:]}.")
         fresh = not too_large  # (failures recorded for files too large are not in the stats read before)
     elif stats.epoch_present and stats.enqueued < len(items) and not was_held:
         await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)  # after a crash
@@ -525,16 +532,18 @@ def _work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
 
 async def _plan(
     ctx: JobContext, job: Job, spec: TranslationJobSpec, conns: ClusterConnections, stored: bool
-) -> list[PlanItem] | Problem:
-    """The job's plan: from memory, from S3 when one may be stored there, else built from a listing and stored.
+) -> tuple[list[PlanItem], str | None] | Problem:
+    """The job's plan: from memory, from S3 when one may be stored there, else built from a listing and stored;
+    with the Planned Event's message (no period) when this call wrote the plan, for the caller to post.
 
     When nothing was queued for the job and its status names no plan, a plan written by an earlier reconcile
     that crashed before queueing is simply written again from a fresh listing (no item of it was used)."""
     cached = ctx.plans.get(job.uid)
     if cached is not None:
         ctx.plans.move_to_end(job.uid)
-        return cached
+        return cached, None
     key = plan_key(*job.key, job.uid)
+    planned = None
     try:
         if not stored:
             raise StoreError("NotFound", "no plan was queued or reported for this job")
@@ -551,14 +560,13 @@ async def _plan(
         plan = result
         await asyncio.to_thread(conns.store.put_json, conns.bucket, key, plan_to_json(plan))
         size = sum(i.size_bytes for i in plan)
-        await _event(ctx, job, "Normal", "Planned",
-                     f"Planned {len(plan)} files ({size / 1024 / 1024:.1f} MB) from "
-                     f"{_s3(spec.source.bucket, spec.source.prefix)}; plan at {_s3(conns.bucket, key)}.")  # fmt: skip
+        planned = (f"Planned {len(plan)} files ({size / 1024 / 1024:.1f} MB) from "
+                   f"{_s3(spec.source.bucket, spec.source.prefix)}; plan at {_s3(conns.bucket, key)}")  # fmt: skip
     ctx.plans[job.uid] = plan
     ctx.plan_items += len(plan)
     while ctx.plan_items > PLAN_CACHE_ITEMS and len(ctx.plans) > 1:
         ctx.plan_items -= len(ctx.plans.popitem(last=False)[1])
-    return plan
+    return plan, planned
 
 
 def _build_plan(conns: ClusterConnections, job: Job, spec: TranslationJobSpec) -> list[PlanItem] | Problem:
