@@ -12,6 +12,7 @@ from portalis.desired.scaling import (
     backlog_needs_a_look,
     choose_idle,
     decide,
+    figures_seconds,
     wanted_workers,
 )
 
@@ -194,6 +195,18 @@ def test_a_backlog_move_is_looked_at_at_once_only_when_it_moves_the_target() -> 
     assert backlog_needs_a_look(policy, 1, 0, 0.1, 5.0)  # the queue emptied
     assert backlog_needs_a_look(policy, 0, 1, 0.1, 5.0)  # work arrived
     assert not backlog_needs_a_look(policy, 500, 900, 0.1, 5.0)  # past maxWorkers either way
+
+
+def test_figure_writes_stretch_with_the_fleet_to_stay_within_ten_a_second() -> None:
+    assert figures_seconds(0) == figures_seconds(1) == figures_seconds(50) == 5.0
+    assert figures_seconds(100) == 10.0  # 100 clusters, each every 10 s: 10 writes a second
+    assert figures_seconds(1000) == 100.0
+
+
+@given(st.integers(min_value=0, max_value=100_000))
+def test_figure_writes_never_exceed_the_fleet_rate_nor_come_faster_than_every_5_s(clusters: int) -> None:
+    every = figures_seconds(clusters)
+    assert every >= 5.0 and clusters / every <= 10.0
 
 
 def test_without_autoscaling_only_figures_and_empty_queues_bring_a_look() -> None:

@@ -50,7 +50,15 @@ from portalis.desired.conditions import FALSE, ConditionUpdate, compute_conditio
 from portalis.desired.daskcluster import build_daskcluster, daskcluster_name
 from portalis.desired.pods import CLUSTER_LABEL, Owner
 from portalis.desired.raycluster import build_raycluster, clamp_replicas, raycluster_name
-from portalis.desired.scaling import Decision, History, ScalingPolicy, Worker, backlog_needs_a_look, decide
+from portalis.desired.scaling import (
+    Decision,
+    History,
+    ScalingPolicy,
+    Worker,
+    backlog_needs_a_look,
+    decide,
+    figures_seconds,
+)
 
 log = logging.getLogger("portalis.cluster")
 
@@ -59,7 +67,6 @@ DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
 QUEUE_POLL_SECONDS = 0.5
 LOOK_BATCH = 100  # queues read in one Redis round trip by the queue watch
 METER_SECONDS = 5.0
-FIGURES_SECONDS = 5.0  # a status change of queue figures alone is written at most this often
 QUEUE_RETRY_SECONDS = 10.0  # a cluster whose queue failed is looked at again this often
 REFUSED_RETRY_SECONDS = 60.0  # a backend object the apiserver refused is tried again this often, or on a change
 MESSAGE_LIMIT = 1024
@@ -313,8 +320,9 @@ async def reconcile(key: Key) -> Result:
     deferred = None
     if status_changed(status, new_status):
         since = time.monotonic() - ctx.status_written.get(key, float("-inf"))
-        if only_figures_changed(status, new_status) and since < FIGURES_SECONDS:
-            deferred = FIGURES_SECONDS - since  # queue figures alone: written at most every FIGURES_SECONDS
+        every = figures_seconds(len(ctx.backlogs))
+        if only_figures_changed(status, new_status) and since < every:
+            deferred = every - since  # queue figures alone: see desired.scaling.figures_seconds
         else:
             await asyncio.to_thread(ctx.kube.patch_status, ref, new_status)
             ctx.status_written[key] = time.monotonic()
@@ -532,7 +540,7 @@ async def _record_scale(ctx: ClusterContext, ref: Ref, key: Key, current: int, d
 
 async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS) -> None:
     """Look at every cluster's queue every ``interval`` seconds: a backlog change that matters to the scaler
-    enqueues the cluster at once (others at most every FIGURES_SECONDS, for the figures in status), and the jobs
+    enqueues the cluster at once (others at most every ``figures_seconds``, for the figures in status), and the jobs
     whose items finished since the last look are handed to the progress listeners.
 
     The clusters are read side by side, through the gate, so one Redis that stops answering delays nobody else.
@@ -542,6 +550,7 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
         keys = list(ctx.backlogs)
         looks = await _look_at_queues(ctx, keys)
         now = time.monotonic()
+        every = figures_seconds(len(keys))
         for key, look in zip(keys, looks, strict=True):
             if look is None or key not in ctx.backlogs:
                 continue
@@ -551,7 +560,7 @@ async def watch_queues(ctx: ClusterContext, interval: float = QUEUE_POLL_SECONDS
                     emptied(key)
             ctx.watched[key] = backlog
             since = now - ctx.scaled_at.get(key, float("-inf"))
-            if backlog_needs_a_look(policy, ctx.backlogs.get(key), backlog, since, FIGURES_SECONDS):
+            if backlog_needs_a_look(policy, ctx.backlogs.get(key), backlog, since, every):
                 ctx.backlogs[key] = backlog
                 ctx.controller.enqueue(key)
             if touched:

@@ -73,6 +73,18 @@ def wanted_workers(backlog: int, policy: ScalingPolicy) -> int:
     return max(policy.min_workers, min(policy.max_workers, raw))
 
 
+FIGURES_SECONDS = 5.0  # a cluster's queue figures alone are written to its status at most this often
+FIGURES_WRITES_PER_SECOND = 10.0  # ... and all clusters together write figures at most this many times a second
+
+
+def figures_seconds(clusters: int) -> float:
+    """How often one cluster's queue figures alone may be written to its status when the operator serves
+    ``clusters`` clusters: every FIGURES_SECONDS, stretched so that the fleet's figure-only writes stay within
+    FIGURES_WRITES_PER_SECOND (100 clusters: every 10 s). Changes that matter (a scaling target moved, the queue
+    emptied or started, a condition) are never held back by this."""
+    return max(FIGURES_SECONDS, clusters / FIGURES_WRITES_PER_SECOND)
+
+
 def backlog_needs_a_look(
     policy: ScalingPolicy, seen: int | None, backlog: int, since_look: float, figures_seconds: float
 ) -> bool:
