@@ -79,6 +79,48 @@ def histogram_p95(text: str, name: str, match: str = "") -> float | None:
     return next(b for b in sorted(buckets) if buckets[b] >= target)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine has spent busy (not idle or waiting on I/O) since boot."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuLedger:
+    """Who spent the machine's CPU between two marks: each named process, and the machine in all."""
+
+    def __init__(self, pids: Callable[[], dict[str, int]]) -> None:
+        self.pids = pids
+        self.start: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+        self.wall = 0.0
+
+    def snapshot(self) -> dict[str, float]:
+        taken = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+        taken["(machine)"] = machine_busy_seconds()
+        taken["(wall)"] = time.monotonic()
+        return taken
+
+    def begin(self) -> None:
+        self.start = self.snapshot()
+
+    def end(self) -> None:
+        if not self.start or self.spent:
+            return
+        now = self.snapshot()
+        self.wall = now.pop("(wall)") - self.start["(wall)"]
+        self.spent = {name: now[name] - self.start.get(name, now[name]) for name in now}
+
+
 class ProcStats(threading.Thread):
     """Peak RSS (MB) and CPU seconds of one process, sampled every 0.5 s."""
 
@@ -88,11 +130,7 @@ class ProcStats(threading.Thread):
         self.cpu0 = self.cpu()
 
     def cpu(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def run(self) -> None:
         while not self.stop_flag.wait(0.5):
@@ -127,6 +165,9 @@ def main() -> int:
             kuberay_stats.start()
             kuberay_before = scrape(kuberay_url)
             ours_before = scrape(operator.metrics_url)
+            assert redis.proc is not None and s3.proc is not None
+            helpers = {"redis-server": redis.proc.pid, "S3 server (moto)": s3.proc.pid, "bench client": os.getpid()}
+            ledger = CpuLedger(lambda: {"Portalis operator": watched["stats"].pid, **kube.state().pids, **helpers})
 
             def pause() -> None:
                 watched["stats"].stop_flag.set()
@@ -142,7 +183,7 @@ def main() -> int:
                 kuberay_stats.cpu0 = kuberay_stats.cpu()
 
             try:
-                result = run(kube, redis, s3, (pause, resume) if BACKLOG else None)
+                result = run(kube, redis, s3, (pause, resume) if BACKLOG else None, ledger)
             finally:
                 stats = watched["stats"]
                 stats.stop_flag.set()
@@ -193,6 +234,18 @@ def main() -> int:
           f"TranslationCluster reconcile p95 <= {ours_p95}s, {gc_seconds:.1f}s in the garbage collector")  # fmt: skip
     print(f"KubeRay operator:  peak RSS {kuberay_stats.peak_mb:.0f} MB, mean CPU {kuberay_cpu:.2f} cores, "
           f"{kuberay_requests / elapsed:.1f} API requests/s, RayCluster reconcile p95 <= {kuberay_p95}s")  # fmt: skip
+    cpu = cpu_breakdown(ledger)
+    if cpu:
+        ms = cpu["cpu_ms_per_job_by_process"]
+        print(
+            f"CPU while the jobs were planned ({cpu['window_s']:.1f}s, {cpu['cores']} cores, "
+            f"{cpu['machine_busy_cores']:.2f} busy), ms per job: "
+            + ", ".join(f"{n} {v}" for n, v in ms.items())
+            + f"; all {cpu['machine_cpu_ms_per_job']}"
+        )
+        print(f"everything but the operator spent {cpu['rest_of_machine_cpu_s']:.1f} CPU seconds: on "
+              f"{cpu['cores']} cores, {cpu['rest_of_machine_floor_s']:.1f}s of the window even with an operator that "
+              f"cost nothing (the same requests served)")  # fmt: skip
     met = (
         result["planned_s"] <= PLAN_GOAL_S and stats.peak_mb < RSS_GOAL_MB
         and max(percentile(to_rc, 95), percentile(to_rc_loaded, 95)) <= APPLY_GOAL_S and result["unplanned"] == 0
@@ -234,14 +287,43 @@ def main() -> int:
                 "kuberay_cpu_cores": round(kuberay_cpu, 3),
                 "kuberay_api_requests_per_s": round(kuberay_requests / elapsed, 2),
                 "kuberay_reconcile_p95_le_s": kuberay_p95,
+                **cpu,
             },
         )
     )
     return 0
 
 
+def cpu_breakdown(ledger: CpuLedger) -> dict[str, Any]:
+    """The CPU spent while the jobs were planned, per job and by process, and what all but the operator spent."""
+    if not ledger.spent or ledger.wall <= 0:
+        return {}
+    spent = dict(ledger.spent)
+    machine = spent.pop("(machine)")
+    spent["(other)"] = max(machine - sum(spent.values()), 0.0)
+    cores = os.cpu_count() or 1
+    rest = machine - spent.get("Portalis operator", 0.0)
+    return {
+        "window_s": round(ledger.wall, 1),
+        "cores": cores,
+        "machine_busy_cores": round(machine / ledger.wall, 2),
+        "machine_cpu_ms_per_job": round(machine * 1000 / max(JOBS, 1), 1),
+        "cpu_ms_per_job_by_process": {
+            name: round(c * 1000 / max(JOBS, 1), 1)
+            for name, c in sorted(spent.items(), key=lambda kv: -kv[1])
+            if c * 1000 / max(JOBS, 1) >= 0.05
+        },
+        "rest_of_machine_cpu_s": round(rest, 1),
+        "rest_of_machine_floor_s": round(rest / cores, 1),
+    }
+
+
 def run(
-    kube: Any, redis: RedisServer, s3: S3Server, backlog: tuple[Callable[[], None], Callable[[], None]] | None
+    kube: Any,
+    redis: RedisServer,
+    s3: S3Server,
+    backlog: tuple[Callable[[], None], Callable[[], None]] | None,
+    ledger: CpuLedger,
 ) -> dict[str, Any]:
     ns = f"bench-fleet-{os.getpid()}"
     kube.kubectl("create", "namespace", ns)
@@ -340,6 +422,8 @@ def run(
         ready_at_pause = time.monotonic()
         backlog[0]()
     jobs_started = time.monotonic()
+    if backlog is None:
+        ledger.begin()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(create_job, range(JOBS)))
     create_s = time.monotonic() - jobs_started
@@ -347,12 +431,14 @@ def run(
     if backlog is not None:
         backlog[1]()  # returns once the operator answers its health check
         jobs_started = measured_from = time.monotonic()
+        ledger.begin()
     deadline = time.monotonic() + 600
     planned_at = ready_at = None
     while time.monotonic() < deadline and (planned_at is None or ready_at is None):
         with lock:
             if planned_at is None and len(planned) >= JOBS:
                 planned_at = time.monotonic()
+                ledger.end()
             if ready_at is None and len(ready - {"warmup"}) >= CLUSTERS:
                 ready_at = ready_at_pause if backlog is not None else time.monotonic()
         time.sleep(0.5)
