@@ -320,6 +320,12 @@ def test_daskcluster_workers_carry_gpu_limits_and_placement() -> None:
     container = worker["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert "GPU=2" in container["command"]
+    # each Dask worker runs the worker loops (the preload) and serves their metrics where the PodMonitor looks
+    command = container["command"]
+    assert command[:2] == ["dask", "worker"] and "--no-nanny" in command
+    assert command[command.index("--preload") + 1] == "portalis.worker.dask_plugin"
+    assert {"name": "worker-metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    assert {"name": "PORTALIS_METRICS_PORT", "value": "9090"} in container["env"]
     (term,) = affinity_terms(worker["spec"])
     assert term["matchExpressions"][0]["values"] == list(GPU_PRODUCTS["A100"])  # type: ignore[index]
     scheduler = dc["spec"]["scheduler"]

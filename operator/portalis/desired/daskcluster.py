@@ -1,8 +1,10 @@
 """TranslationCluster spec -> dask-kubernetes ``kubernetes.dask.org/v1`` DaskCluster (pure).
 
 The Dask backend: a scheduler without GPUs and a default worker group whose containers carry the
-``nvidia.com/gpu`` limits, placed like the Ray workers. Portalis owns ``spec.worker.replicas``; the
-dask-kubernetes operator turns it into worker Deployments.
+``nvidia.com/gpu`` limits, placed like the Ray workers. Each Dask worker runs the Portalis worker loops
+(``--preload portalis.worker.dask_plugin``: one per GPU, taking items from the cluster's queue) and serves their
+metrics on a port named ``worker-metrics``, as the Ray head's driver does. Portalis owns ``spec.worker.replicas``;
+the dask-kubernetes operator turns it into worker Deployments.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from portalis.desired.pods import (
     worker_resources,
     worker_tolerations,
 )
-from portalis.desired.raycluster import clamp_replicas
+from portalis.desired.raycluster import WORKER_METRICS_PORT, WORKER_METRICS_PORT_NAME, clamp_replicas
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8788
+DATA_PLANE_PRELOAD = "portalis.worker.dask_plugin"
 
 
 def daskcluster_name(cluster_name: str) -> str:
@@ -41,14 +44,19 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
             {
                 "name": "worker",
                 "image": spec.image,
+                # no nanny: SIGTERM closes the worker itself, whose loops finish the items in hand
                 "command": [
-                    "dask-worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", "1",
+                    "dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", "1", "--no-nanny",
                     "--resources", f"GPU={workers.gpus_per_worker}",
                     "--dashboard", "--dashboard-address", str(WORKER_DASHBOARD_PORT),
+                    "--preload", DATA_PLANE_PRELOAD,
                 ],
-                "ports": [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}],
+                "ports": [
+                    {"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"},
+                    {"name": WORKER_METRICS_PORT_NAME, "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"},
+                ],
                 "resources": worker_resources(workers),
-                "env": copy.deepcopy(env),
+                "env": [*copy.deepcopy(env), {"name": "PORTALIS_METRICS_PORT", "value": str(WORKER_METRICS_PORT)}],
                 "securityContext": {"allowPrivilegeEscalation": False},
             }
         ],
@@ -65,7 +73,7 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
             {
                 "name": "scheduler",
                 "image": spec.image,
-                "command": ["dask-scheduler"],
+                "command": ["dask", "scheduler"],
                 "ports": [
                     {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
                     {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
