@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from portalis.api.v1alpha1.job import TranslationJobSpec
-from portalis.controllers.caches import ObjectCache, SpecCache, cluster_of_job, slim
+from portalis.controllers.caches import ObjectCache, Recent, SpecCache, cluster_of_job, slim
 
 
 def job(cluster: str, namespace: str | None = None, uid: str = "u") -> dict[str, Any]:
@@ -109,3 +111,45 @@ def test_a_newer_event_is_not_overwritten_by_a_status_written_from_an_older_read
     cache.delete(("ns", "j"))
     cache.wrote_status(("ns", "j"), newer, {"phase": "Running"})  # deleted meanwhile: not brought back
     assert cache.get(("ns", "j")) is None
+
+
+def test_a_recent_reading_serves_every_asker_until_it_is_old_or_forgotten() -> None:
+    reads: list[int] = []
+
+    def read() -> int:
+        reads.append(len(reads))
+        return len(reads)
+
+    async def scenario() -> None:
+        recent: Recent[int] = Recent(max_age=60.0)
+        assert [await recent.get(("ns", "tc"), read) for _ in range(3)] == [1, 1, 1]  # one read for three askers
+        assert await recent.get(("ns", "other"), read) == 2  # per key
+        recent.forget(("ns", "tc"))
+        assert await recent.get(("ns", "tc"), read) == 3
+        stale: Recent[int] = Recent(max_age=0.0)
+        assert [await stale.get(("ns", "tc"), read) for _ in range(2)] == [4, 5]
+
+    asyncio.run(scenario())
+
+
+def test_a_reading_under_way_when_its_key_is_forgotten_answers_but_is_not_kept() -> None:
+    started, go = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow() -> str:
+        calls.append("slow")
+        started.set()
+        go.wait(5)
+        return "before the signal"
+
+    async def scenario() -> None:
+        recent: Recent[str] = Recent(max_age=60.0)
+        pending = asyncio.create_task(recent.get(("ns", "tc"), slow))
+        await asyncio.to_thread(started.wait, 5)
+        recent.forget(("ns", "tc"))  # a signal came while it was being read
+        go.set()
+        assert await pending == "before the signal"
+        assert await recent.get(("ns", "tc"), lambda: "after") == "after"  # read again, not the old reading
+
+    asyncio.run(scenario())
+    assert calls == ["slow"]

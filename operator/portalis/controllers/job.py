@@ -34,7 +34,7 @@ from portalis.clients.kube import Kube, Ref
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers import cluster as cluster_controller
-from portalis.controllers.caches import JOBS, SPECS, ObjectCache, cluster_of_job, slim
+from portalis.controllers.caches import JOBS, SPECS, ObjectCache, Recent, cluster_of_job, slim
 from portalis.controllers.redis_gate import RedisGate
 from portalis.controllers.runtime import Controller, Key, Result, changed, first
 from portalis.desired.cluster_status import status_changed
@@ -89,9 +89,8 @@ class JobContext:
     deleted: dict[Key, tuple[str, Key]] = field(default_factory=dict)  # job -> (uid, cluster), until cleaned up
     suspects: dict[Key, set[str]] = field(default_factory=dict)  # cluster -> uids without a job at the last sweep
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    waiting: dict[Key, tuple[float, int]] = field(default_factory=dict)  # cluster -> (when read, items waiting)
-    busy: dict[Key, tuple[float, dict[str, int]]] = field(default_factory=dict)  # cluster -> (when, job -> busy)
-    busy_reset: dict[Key, int] = field(default_factory=dict)  # cluster -> progress signals so far
+    waiting: Recent[int] = field(default_factory=Recent)  # cluster -> items waiting in its queue
+    busy: Recent[dict[str, int]] = field(default_factory=Recent)  # cluster -> job -> workers busy with it
     cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     redis: RedisGate = field(default_factory=RedisGate.shared)
 
@@ -141,8 +140,7 @@ def enqueue_progressed(cluster_key: Key, uids: set[str]) -> None:
     the cluster's heartbeats as they are now: a worker's heartbeat says what it began before the signal does)."""
     if CONTEXT is None:
         return
-    CONTEXT.busy.pop(cluster_key, None)
-    CONTEXT.busy_reset[cluster_key] = CONTEXT.busy_reset.get(cluster_key, 0) + 1
+    CONTEXT.busy.forget(cluster_key)
     _enqueue_jobs_where(CONTEXT, cluster_key, lambda body: (body.get("metadata") or {}).get("uid") in uids)
 
 
@@ -611,34 +609,25 @@ def _rebuild(conns: ClusterConnections, job: Job, items: list[WorkItem], spec: T
 async def _in_flight(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> int:
     """Items of the job that workers are translating now, from their heartbeats: read at most once a second
     per cluster (each of its jobs asks, and a cluster's heartbeats are read in one go)."""
-    cluster = cluster_key(job.key, spec)
-    now = time.monotonic()
-    known = ctx.busy.get(cluster)
-    if known is None or now - known[0] > 1.0:
-        reset = ctx.busy_reset.get(cluster, 0)
-        workers = await asyncio.to_thread(conns.queue.workers)
+
+    def read() -> dict[str, int]:
         busy: dict[str, int] = {}
-        for hb in workers.values():
+        for hb in conns.queue.workers().values():
             if hb.get("state") == "busy" and hb.get("job"):
                 busy[str(hb["job"])] = busy.get(str(hb["job"]), 0) + 1
-        known = (now, busy)
-        if ctx.busy_reset.get(cluster, 0) == reset:  # not kept when a signal came while it was being read
-            ctx.busy[cluster] = known
-    return known[1].get(f"{job.key[0]}/{job.key[1]}", 0) + known[1].get(job.uid, 0)
+        return busy
+
+    # a reading under way when a progress signal came is not kept (enqueue_progressed forgets it)
+    busy = await ctx.busy.get(cluster_key(job.key, spec), read)
+    return busy.get(f"{job.key[0]}/{job.key[1]}", 0) + busy.get(job.uid, 0)
 
 
 async def _queue_idle(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> bool:
     """No item waits in the cluster's queue: a job without progress is then missing items, not waiting its
     turn behind other jobs' items (looking for its own entries means reading the whole queue, so it is not
     done for each of thousands of waiting jobs). Read at most once a second per cluster."""
-    cluster = cluster_key(job.key, spec)
-    now = time.monotonic()
-    known = ctx.waiting.get(cluster)
-    if known is None or now - known[0] > 1.0:
-        depth = await asyncio.to_thread(conns.queue.depth)
-        known = (now, sum(d.waiting for d in depth))
-        ctx.waiting[cluster] = known
-    return known[1] == 0
+    waiting = await ctx.waiting.get(cluster_key(job.key, spec), lambda: sum(d.waiting for d in conns.queue.depth()))
+    return waiting == 0
 
 
 def _stalled(ctx: JobContext, job: Job, finished: int) -> bool:
