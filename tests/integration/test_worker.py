@@ -10,28 +10,18 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
-import redis
-from prometheus_client.parser import text_string_to_metric_families
 
-from portalis.clients.queue import Delivery, RedisQueue, WorkItem
-from portalis.clients.store import Store
-from portalis.desired.plan import build_plan
+from portalis.clients.queue import Delivery, RedisQueue
 from portalis.devcluster.cluster import free_port
 from portalis.devcluster.servers import RedisServer, S3Server
-from portalis.worker.cache import ResultCache, cache_key, source_sha256
+from portalis.worker.cache import cache_key, source_sha256
 from portalis.worker.consumer import Worker
 from portalis.worker.engines.base import Source, Translation
-
-VISIBILITY = 1.0
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.worker_kit import REPO, VISIBILITY, Env, process, sample_values, scrape, terminate
 
 
 @dataclass
@@ -60,71 +50,6 @@ class UpperEngine:
             else:
                 out.append(Translation(ok=True, text=f"// {s.target_language}\n{s.text.upper()}"))
         return out
-
-
-@dataclass
-class Env:
-    queue: RedisQueue
-    store: Store
-    cache: ResultCache
-    bucket: str
-
-    def worker(self, engine: Any, name: str = "w", **kw: Any) -> Worker:
-        return Worker(
-            self.queue, self.store, self.cache, engine, name, gpus=kw.pop("gpus", 2.0), take_block_ms=200, **kw
-        )
-
-    def submit(
-        self, files: dict[str, bytes], max_attempts: int = 3, priority: str = "Batch", max_file_bytes: int = 1 << 20
-    ) -> tuple[str, list[WorkItem]]:
-        """Upload ``files`` under a fresh prefix, plan them as the job controller does and enqueue them."""
-        job_uid = str(uuid.uuid4())
-        prefix = f"repos/{job_uid[:8]}/"
-        for rel, data in files.items():
-            self.store.put_bytes(self.bucket, prefix + rel, data)
-        listing = [(o.key, o.size) for o in self.store.list(self.bucket, prefix)]
-        plan = build_plan(
-            listing, prefix, ["**/*.py"], [], f"translations/team-a/{job_uid[:8]}/", ".rs", max_file_bytes
-        )
-        items = [
-            WorkItem(
-                job_namespace="team-a",
-                job_name=f"job-{job_uid[:8]}",
-                job_uid=job_uid,
-                item_id=p.item_id,
-                source_bucket=self.bucket,
-                source_key=p.source_key,
-                output_bucket=self.bucket,
-                output_key=p.output_key,
-                size_bytes=p.size_bytes,
-                size_class=p.size_class,
-                priority=priority,
-                max_attempts=max_attempts,
-                relative_path=p.relative_path,
-            )
-            for p in plan
-        ]
-        self.queue.enqueue(job_uid, items, 0)
-        return job_uid, items
-
-    def outputs(self, items: list[WorkItem]) -> dict[str, bytes]:
-        prefix = items[0].output_key.rsplit("/", 1)[0].split("/")[:3]
-        found = {
-            o.key: self.store.get_bytes(self.bucket, o.key) for o in self.store.list(self.bucket, "/".join(prefix))
-        }
-        return found
-
-
-@pytest.fixture
-def env(redis_server: RedisServer, s3_server: S3Server) -> Iterator[Env]:
-    client = redis.Redis.from_url(redis_server.url)
-    queue = RedisQueue(client, "team-a", f"c-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=VISIBILITY)
-    queue.ensure_groups()
-    store = Store(s3_server.endpoint, s3_server.region, s3_server.access_key, s3_server.secret_key)
-    bucket = f"work-{uuid.uuid4().hex[:10]}"
-    store.ensure_bucket(bucket)
-    yield Env(queue, store, ResultCache(client, ttl_seconds=600), bucket)
-    client.close()
 
 
 def twenty_files(tag: str) -> dict[str, bytes]:
@@ -373,7 +298,7 @@ def test_the_py2many_engine_translates_a_job_to_rust(env: Env) -> None:
 def test_portalis_worker_run_exits_cleanly_on_sigterm(env: Env, redis_server: RedisServer, s3_server: S3Server) -> None:
     job, items = env.submit({f"m{i}.py": f"def f{i}() -> int:\n    return {i}\n".encode() for i in range(6)})
     proc_env = {**os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
-    proc = subprocess.Popen(
+    with process(
         [
             sys.executable,
             "-c",
@@ -394,45 +319,16 @@ def test_portalis_worker_run_exits_cleanly_on_sigterm(env: Env, redis_server: Re
             str(VISIBILITY),
         ],
         env=proc_env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    ) as proc:
         deadline = time.monotonic() + 30
         while env.queue.job_stats(job).done < 6 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert env.queue.job_stats(job).done == 6
         assert set(env.queue.workers()) == {"local-test/0", "local-test/1"}
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out.decode()[-2000:]
-    assert b"received SIGTERM" in out
+        out = terminate(proc, 20)
+    assert proc.returncode == 0, out[-2000:]
+    assert "received SIGTERM" in out
     assert len(env.outputs(items)) == 6
-
-
-def scrape(url: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return str(resp.read().decode())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def sample_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 @pytest.mark.skipif(py2many_missing, reason="py2many is not installed in this environment")
