@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from portalis.clients.store import Store
-from portalis.worker.consumer import Worker
 from portalis.worker.local import (
     EngineFactory,
     WorkerSettings,
@@ -43,9 +42,8 @@ class SetupError(RuntimeError):
 
 @dataclass
 class Loops:
-    """The worker loops of one Dask worker and the event that stops them."""
+    """The threads of one Dask worker's loops and the event that stops them."""
 
-    workers: list[Worker]
     threads: list[threading.Thread]
     stop: threading.Event
 
@@ -106,7 +104,7 @@ def start(
     for t in threads:
         t.start()
     log.info("%d worker loop(s) on queue %s, %g GPU(s) each", count, queue.prefix, settings.gpus)
-    return Loops(workers, threads, stop)
+    return Loops(threads, stop)
 
 
 _RUNNING: dict[int, Loops] = {}  # id(dask worker) -> its loops
