@@ -14,10 +14,10 @@ BENCH ?=
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devcluster/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./devcluster
 	@touch $@
 
 venv: $(STAMP) ## the virtualenv at .venv with Portalis and its dev tools
@@ -31,7 +31,7 @@ apt-deps: ## Debian packages the tests need (redis-server; prometheus for promto
 	fi
 
 control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane from Go modules
-	$(PY) -m portalis.devcluster.build
+	$(PY) -m portalis_devcluster.build
 
 deps: venv apt-deps control-plane ## everything the tests need
 
@@ -42,14 +42,14 @@ test-unit: venv ## unit tests only (no servers, no cluster)
 	@set +e; $(PYTEST) tests/unit $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 lint: venv ## ruff, mypy --strict and the import-linter layer contracts
-	$(VENV)/bin/ruff check operator tests e2e bench conftest.py
-	$(VENV)/bin/ruff format --check operator tests e2e bench conftest.py
+	$(VENV)/bin/ruff check operator devcluster tests e2e bench conftest.py
+	$(VENV)/bin/ruff format --check operator devcluster tests e2e bench conftest.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 format: venv ## apply ruff's formatting and fixes
-	$(VENV)/bin/ruff format operator tests e2e bench conftest.py
-	$(VENV)/bin/ruff check --fix operator tests e2e bench conftest.py
+	$(VENV)/bin/ruff format operator devcluster tests e2e bench conftest.py
+	$(VENV)/bin/ruff check --fix operator devcluster tests e2e bench conftest.py
 
 crds: venv ## generate crds/, the chart's crds/ and docs/api-reference.md from the API models
 	$(PY) -m portalis.api.crdgen --out crds --chart-crds charts/portalis/crds --chart-crds manifests/base/crds --api-docs docs/api-reference.md
@@ -64,7 +64,7 @@ cluster-down: venv ## stop the local GPU cluster
 	$(VENV)/bin/portalis devcluster down
 
 demo: deps ## bring up the local GPU cluster and run Portalis on it
-	$(PY) -m portalis.devcluster.demo
+	$(PY) -m portalis_devcluster.demo
 
 bench: deps ## run the benchmarks (BENCH=name for one); results in bench/results/
 	$(PY) -m bench.run $(BENCH)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from portalis.devcluster import build
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.operator import OperatorProcess, install_crds
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster import build
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.operator import OperatorProcess, install_crds
+from portalis_devcluster.servers import RedisServer, S3Server
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import kubernetes
 
 from bench.common import Result, local_cluster, operator_running, percentile, report, summary
 from bench.watch import Watcher, api_client
-from portalis.devcluster.nodes import FleetSpec
+from portalis_devcluster.nodes import FleetSpec
 
 N = int(os.environ.get("PORTALIS_BENCH_CLUSTERS", "50"))
 GOAL_P95 = 1.0

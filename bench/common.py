@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portalis.devcluster import build
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.nodes import FleetSpec
-from portalis.devcluster.operator import OperatorProcess, install_crds
+from portalis_devcluster import build
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.nodes import FleetSpec
+from portalis_devcluster.operator import OperatorProcess, install_crds
 
 RESULTS = Path(__file__).parent / "results"
 

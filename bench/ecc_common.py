@@ -17,9 +17,9 @@ from typing import Any
 import kubernetes
 
 from bench.watch import Watcher, api_client
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.nodes import FleetSpec, build_nodes
-from portalis.devcluster.operator import OperatorProcess
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.nodes import FleetSpec, build_nodes
+from portalis_devcluster.operator import OperatorProcess
 
 BENCH_LABEL = "portalis.dev/bench-fleet"
 TOKEN = "bench-" + uuid.uuid4().hex

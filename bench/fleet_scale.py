@@ -29,9 +29,9 @@ import kubernetes
 from bench.common import Result, local_cluster, percentile, report, summary
 from bench.watch import Watcher, api_client
 from portalis.clients.store import Store
-from portalis.devcluster.nodes import FleetSpec
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.nodes import FleetSpec
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 NODES = int(os.environ.get("PORTALIS_BENCH_FLEET_NODES", "1000"))
 CLUSTERS = int(os.environ.get("PORTALIS_BENCH_FLEET_CLUSTERS", "100"))

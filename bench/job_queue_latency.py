@@ -28,11 +28,11 @@ from bench.common import Result, local_cluster, operator_running, percentile, re
 from bench.watch import api_client
 from portalis.clients.queue import Delivery, RedisQueue, queue_for
 from portalis.clients.store import Store
-from portalis.devcluster.nodes import FleetSpec
-from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.cache import ResultCache
 from portalis.worker.consumer import Worker
 from portalis.worker.engines.base import Source, Translation
+from portalis_devcluster.nodes import FleetSpec
+from portalis_devcluster.servers import RedisServer, S3Server
 
 N = int(os.environ.get("PORTALIS_BENCH_JOBS", "20"))
 GOAL_P95 = 1.0

@@ -35,11 +35,11 @@ from bench.job_queue_latency import (
 from bench.watch import api_client
 from portalis.clients.queue import queue_for
 from portalis.clients.store import Store
-from portalis.devcluster.nodes import FleetSpec
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.cache import ResultCache
 from portalis.worker.consumer import Worker
+from portalis_devcluster.nodes import FleetSpec
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 TRIALS = int(os.environ.get("PORTALIS_BENCH_RECOVERY_TRIALS", "10"))
 GOAL_P95 = 10.0

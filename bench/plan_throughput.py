@@ -26,8 +26,8 @@ from botocore.config import Config
 from bench.common import Result, percentile, report, summary
 from portalis.clients.store import LIST_PAGE_SIZE, Store
 from portalis.desired.plan import build_plan, plan_to_json
-from portalis.devcluster.servers import S3Server
 from portalis.worker.engines.base import output_extension
+from portalis_devcluster.servers import S3Server
 
 OBJECTS = int(os.environ.get("PORTALIS_BENCH_PLAN_OBJECTS", "100000"))
 TRIALS = int(os.environ.get("PORTALIS_BENCH_PLAN_TRIALS", "5"))

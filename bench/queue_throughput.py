@@ -24,7 +24,7 @@ import redis
 
 from bench.common import Result, percentile, report, summary
 from portalis.clients.queue import RedisQueue, WorkItem, queue_for
-from portalis.devcluster.servers import RedisServer
+from portalis_devcluster.servers import RedisServer
 
 ITEMS = int(os.environ.get("PORTALIS_BENCH_QUEUE_ITEMS", "4000"))
 CONSUMERS = int(os.environ.get("PORTALIS_BENCH_QUEUE_CONSUMERS", "4"))

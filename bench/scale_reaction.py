@@ -30,7 +30,7 @@ import kubernetes
 from bench.common import Result, local_cluster, operator_running, percentile, report, summary
 from bench.watch import Watcher, api_client
 from portalis.clients.queue import WorkItem, queue_for
-from portalis.devcluster.servers import RedisServer
+from portalis_devcluster.servers import RedisServer
 
 TRIALS = int(os.environ.get("PORTALIS_BENCH_SCALE_TRIALS", "30"))
 KEDA_POLL_SECONDS = 30.0

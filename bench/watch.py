@@ -9,7 +9,7 @@ from typing import Any
 
 import kubernetes
 
-from portalis.devcluster.cluster import DevCluster
+from portalis_devcluster.cluster import DevCluster
 
 
 def api_client(kube: DevCluster) -> kubernetes.client.ApiClient:

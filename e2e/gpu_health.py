@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.dcgm import FakeDcgmExporter
-from portalis.devcluster.nodes import FleetSpec, build_nodes
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.dcgm import FakeDcgmExporter
+from portalis_devcluster.nodes import FleetSpec, build_nodes
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 FLEET_LABEL = "portalis.dev/test-fleet"
 POOL_LABEL = "portalis.dev/test-pool"

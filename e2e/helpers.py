@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from portalis.devcluster.cluster import DevCluster
+from portalis_devcluster.cluster import DevCluster
 
 T = TypeVar("T")
 

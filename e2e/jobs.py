@@ -18,7 +18,7 @@ from typing import Any
 from e2e.helpers import Cluster, wait_for
 from portalis.clients.queue import RedisQueue, queue_for
 from portalis.clients.store import Store
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.servers import RedisServer, S3Server
 
 ARTIFACTS = "portalis-e2e-artifacts"
 

@@ -19,8 +19,8 @@ import pytest
 
 from e2e.helpers import wait_for
 from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

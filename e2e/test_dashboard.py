@@ -26,11 +26,11 @@ import pytest
 from e2e.gpu_health import metric, notification, post, start_health_operator
 from e2e.helpers import wait_for
 from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
-from portalis.devcluster.cluster import DevCluster, free_port
-from portalis.devcluster.dcgm import FakeDcgmExporter
-from portalis.devcluster.monitoring import PrometheusServer
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster, free_port
+from portalis_devcluster.dcgm import FakeDcgmExporter
+from portalis_devcluster.monitoring import PrometheusServer
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

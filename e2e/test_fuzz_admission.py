@@ -62,9 +62,9 @@ from kubernetes.client.exceptions import ApiException
 from e2e.jobs import simple_module
 from portalis.api.v1alpha1.common import BUCKET_REGEX, HTTP_URL_REGEX, MONEY_REGEX, PERCENT_REGEX
 from portalis.clients.store import Store
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

@@ -29,11 +29,11 @@ from e2e.gpu_health import (
 )
 from e2e.helpers import wait_for
 from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.dcgm import FakeDcgmExporter
-from portalis.devcluster.monitoring import Monitoring
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.dcgm import FakeDcgmExporter
+from portalis_devcluster.monitoring import Monitoring
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

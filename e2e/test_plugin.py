@@ -17,9 +17,9 @@ import pytest
 
 from e2e.helpers import wait_for
 from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.operator import ROOT, OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.operator import ROOT, OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

@@ -23,9 +23,9 @@ import pytest
 from e2e.gpu_health import Pool, is_quarantined, node, notification, portalis_marks, post, start_health_operator
 from e2e.helpers import wait_for
 from e2e.jobs import ARTIFACTS, JobEnv, job_env
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

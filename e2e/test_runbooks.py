@@ -31,9 +31,9 @@ import yaml
 
 from e2e.helpers import Cluster, merge, wait_for
 from portalis.clients.store import Store
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.operator import ROOT, OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.operator import ROOT, OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 pytestmark = pytest.mark.cluster
 

@@ -35,9 +35,9 @@ import redis
 from e2e.helpers import Cluster
 from e2e.jobs import simple_module
 from portalis.clients.store import Store
-from portalis.devcluster.cluster import free_port
-from portalis.devcluster.operator import OperatorProcess
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import free_port
+from portalis_devcluster.operator import OperatorProcess
+from portalis_devcluster.servers import RedisServer, S3Server
 
 REDIS_PASSWORD = "S3cr3t-redis-pw"
 S3_ACCESS_KEY = "AKIAPORTALISLEAKTEST7"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from e2e.helpers import Cluster, wait_for
-from portalis.devcluster.nodes import GPU_PRODUCTS
-from portalis.devcluster.operator import OperatorProcess
+from portalis_devcluster.nodes import GPU_PRODUCTS
+from portalis_devcluster.operator import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -10,8 +10,8 @@ import redis
 
 from portalis.clients.queue import RedisQueue
 from portalis.clients.store import Store
-from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.cache import ResultCache
+from portalis_devcluster.servers import RedisServer, S3Server
 from tests.integration.worker_kit import VISIBILITY, Env
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from portalis.desired.daskcluster import DATA_PLANE_PRELOAD
-from portalis.devcluster.cluster import free_port
-from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.dask_plugin import SetupError, settings_from_env
+from portalis_devcluster.cluster import free_port
+from portalis_devcluster.servers import RedisServer, S3Server
 from tests.integration.worker_kit import REPO, Env, process, sample_values, scrape, terminate
 
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")

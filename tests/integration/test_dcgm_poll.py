@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from portalis.api.alertmanager import WebhookPayload
 from portalis.clients.dcgm import DBE_METRIC, DcgmPoller, increases, parse_counters
-from portalis.devcluster.dcgm import FakeDcgmExporter
-from portalis.devcluster.monitoring import GPU_GROUP, RULES, rules_for_tests
+from portalis_devcluster.dcgm import FakeDcgmExporter
+from portalis_devcluster.monitoring import GPU_GROUP, RULES, rules_for_tests
 
 
 @pytest.fixture

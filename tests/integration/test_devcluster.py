@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.nodes import GPU_PRODUCTS
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.nodes import GPU_PRODUCTS
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from portalis.devcluster.operator import OperatorProcess
+from portalis_devcluster.operator import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from portalis.devcluster.build import cache_root
 from portalis.worker.engines import Source, Translation
 from portalis.worker.engines.py2many_engine import Py2ManyEngine
+from portalis_devcluster.build import cache_root
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-codebase"
 RUST_CHECK = cache_root() / "rust-check"

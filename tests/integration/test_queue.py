@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from portalis.clients.queue import PRIORITIES, Delivery, RedisQueue, WorkItem, look_many, queue_for
-from portalis.devcluster.servers import RedisServer
+from portalis_devcluster.servers import RedisServer
 
 VISIBILITY = 1.0  # seconds; short so redelivery tests run fast
 

@@ -15,10 +15,10 @@ import redis
 
 from portalis.clients.queue import RedisQueue, WorkItem
 from portalis.clients.store import Store
-from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.engines.base import Source, Translation
 from portalis.worker.local import WorkerSettings
 from portalis.worker.ray_driver import ActorPool, DriverConfig, compute_actor_count, run_driver
+from portalis_devcluster.servers import RedisServer, S3Server
 
 VISIBILITY = 5.0
 

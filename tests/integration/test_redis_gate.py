@@ -8,7 +8,7 @@ import time
 import redis
 
 from portalis.controllers.redis_gate import RedisGate
-from portalis.devcluster.servers import RedisServer
+from portalis_devcluster.servers import RedisServer
 
 
 def test_calls_waiting_for_a_thread_do_not_count_against_the_server(redis_server: RedisServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import redis
 
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.servers import RedisServer, S3Server
 
 
 def test_redis_server_keeps_acknowledged_writes_across_a_restart(redis_server: RedisServer) -> None:

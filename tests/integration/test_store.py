@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from portalis.clients.store import Store, StoreError
-from portalis.devcluster.servers import S3Server
+from portalis_devcluster.servers import S3Server
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from portalis.clients.queue import Delivery, RedisQueue
-from portalis.devcluster.cluster import free_port
-from portalis.devcluster.servers import RedisServer, S3Server
 from portalis.worker.cache import cache_key, source_sha256
 from portalis.worker.consumer import Worker
 from portalis.worker.engines.base import Source, Translation
+from portalis_devcluster.cluster import free_port
+from portalis_devcluster.servers import RedisServer, S3Server
 from tests.integration.worker_kit import REPO, VISIBILITY, Env, process, sample_values, scrape, terminate
 
 

@@ -54,7 +54,7 @@ def helm_binary() -> str | None:
     on_path = shutil.which("helm")
     if on_path:
         return on_path
-    from portalis.devcluster.build import toolchain
+    from portalis_devcluster.build import toolchain
 
     built = toolchain().helm
     return str(built) if built.is_file() else None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from portalis.devcluster.nodes import GPU_PRODUCTS, KWOK_ANNOTATION, FleetSpec, build_nodes
+from portalis_devcluster.nodes import GPU_PRODUCTS, KWOK_ANNOTATION, FleetSpec, build_nodes
 
 
 def test_fleet_has_the_requested_nodes_in_a_stable_order() -> None:

@@ -1,13 +1,18 @@
-"""``portalis``: run the operator, and manage the local GPU cluster for development and tests."""
+"""``portalis``: run the operator or the data plane.
+
+Other distributions add commands through the ``portalis.commands`` entry points: ``portalis devcluster``, the
+local GPU cluster for development and tests, comes with the ``portalis-devcluster`` distribution (``devcluster/``),
+which the runtime wheel does not include.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from portalis import __version__
 
@@ -29,38 +34,6 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
         webhook_host=args.webhook_host,
         webhook_token_file=args.webhook_token_file,
     )
-
-
-def _devcluster(args: argparse.Namespace) -> int:
-    from portalis.devcluster.build import BuildError
-    from portalis.devcluster.cluster import DevCluster, DevClusterError
-    from portalis.devcluster.nodes import FleetSpec
-
-    fleet = FleetSpec(
-        h100_nodes=args.h100_nodes,
-        a100_nodes=args.a100_nodes,
-        cpu_nodes=args.cpu_nodes,
-        gpus_per_node=args.gpus_per_node,
-    )
-    cluster = DevCluster(args.state_dir, fleet)
-    try:
-        if args.action == "up":
-            cluster.up()
-            print(f"export KUBECONFIG={cluster.kubeconfig}")
-        elif args.action == "down":
-            cluster.down()
-        elif args.action == "status":
-            for line in cluster.describe():
-                print(line)
-            return 0 if cluster.healthy() else 1
-        elif args.action == "env":
-            env = cluster.env()
-            print(f"export KUBECONFIG={env['KUBECONFIG']}")
-            print(f"export PATH={json.dumps(env['PATH'])}")
-    except (BuildError, DevClusterError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -114,14 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the worker command (see its --help)")
     wk.set_defaults(func=_worker)
 
-    dc = sub.add_parser("devcluster", help="the local GPU cluster (real control plane, KWOK GPU nodes, KubeRay)")
-    dc.add_argument("action", choices=["up", "down", "status", "env"])
-    dc.add_argument("--state-dir", type=lambda s: __import__("pathlib").Path(s), default=None)
-    dc.add_argument("--h100-nodes", type=int, default=4)
-    dc.add_argument("--a100-nodes", type=int, default=4)
-    dc.add_argument("--cpu-nodes", type=int, default=2)
-    dc.add_argument("--gpus-per-node", type=int, default=8)
-    dc.set_defaults(func=_devcluster)
+    for entry in entry_points(group="portalis.commands"):
+        # optional commands from other distributions: `portalis devcluster` comes with portalis-devcluster
+        entry.load()(sub)
     return parser
 
 

@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 
 from portalis.clients.store import Store
-from portalis.devcluster.cluster import DevCluster
-from portalis.devcluster.operator import ROOT, OperatorProcess, install_crds
-from portalis.devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.operator import ROOT, OperatorProcess, install_crds
+from portalis_devcluster.servers import RedisServer, S3Server
 
 NAMESPACE = "portalis-demo"
 SOURCE_BUCKET = "portalis-demo-src"

@@ -298,7 +298,7 @@ def ensure_built(only: list[str] | None = None) -> Toolchain:
     return tc
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m portalis.devcluster.build [component...]`
+if __name__ == "__main__":  # pragma: no cover - `python -m portalis_devcluster.build [component...]`
     try:
         ensure_built(sys.argv[1:] or None)
     except BuildError as exc:

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from portalis.devcluster.servers import ServerError, _Server
+from portalis_devcluster.servers import ServerError, _Server
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "charts" / "portalis" / "files" / "prometheus-rules.yaml"
 GPU_GROUP = "portalis-gpu-health"
 

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portalis.devcluster import build
-from portalis.devcluster.nodes import FleetSpec, build_nodes
+from portalis_devcluster import build
+from portalis_devcluster.nodes import FleetSpec, build_nodes
 
 ADMIN_TOKEN = "portalis-devcluster-admin"  # loopback-only, throwaway cluster
 

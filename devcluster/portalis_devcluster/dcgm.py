@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from portalis.devcluster.cluster import free_port
+from portalis_devcluster.cluster import free_port
 
 MODELS = {
     "NVIDIA-H100-80GB-HBM3": "NVIDIA H100 80GB HBM3",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from portalis.devcluster.cluster import free_port
+from portalis_devcluster.cluster import free_port
 
 
 class ServerError(RuntimeError):

@@ -9,9 +9,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from portalis.devcluster.cluster import DevCluster, free_port
+from portalis_devcluster.cluster import DevCluster, free_port
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
 
 
