@@ -13,8 +13,42 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from portalis.api.v1alpha1 import TranslationJob
-from portalis.cli import kubeconfig, plugin
+from portalis.cli import kubeconfig
 from portalis.cli.kubeconfig import PluginError
+from portalis.cli.kubectl.cost import build_cost_report, render_cost, window_start
+from portalis.cli.kubectl.events import (
+    condition_changes,
+    event_key,
+    event_time,
+    format_conditions,
+    format_event,
+    sort_events,
+)
+from portalis.cli.kubectl.logs import parse_target
+from portalis.cli.kubectl.main import build_parser, main
+from portalis.cli.kubectl.output import (
+    conditions_needing_attention,
+    format_duration,
+    format_money,
+    parse_time,
+    progress_bar,
+    progress_line,
+    render_table,
+    spend_vs_limit,
+)
+from portalis.cli.kubectl.release import portalis_marks, unhealthy_taint
+from portalis.cli.kubectl.status import cluster_row, job_row, render_status
+from portalis.cli.kubectl.submit import (
+    build_job_manifest,
+    default_job_name,
+    dns_label,
+    final_summary,
+    normalise_prefix,
+    parse_cluster_ref,
+    parse_count_or_percent,
+    resolve_s3,
+    select_files,
+)
 
 NOW = datetime(2026, 11, 19, 15, 30, tzinfo=UTC)  # a Thursday
 
@@ -50,7 +84,7 @@ def tj(name: str = "j", ns: str = "ml", status: dict[str, Any] | None = None, **
     ],
 )
 def test_progress_bar(percent: int | None, bar: str) -> None:
-    assert plugin.progress_bar(percent) == bar
+    assert progress_bar(percent) == bar
 
 
 @pytest.mark.parametrize(
@@ -58,23 +92,23 @@ def test_progress_bar(percent: int | None, bar: str) -> None:
     [(None, "-"), (0, "0s"), (45, "45s"), (185, "3m05s"), (7800, "2h10m"), (97200, "1d03h"), (-3, "0s")],
 )
 def test_format_duration(seconds: int | None, text: str) -> None:
-    assert plugin.format_duration(seconds) == text
+    assert format_duration(seconds) == text
 
 
 def test_money_is_two_decimals_and_missing_or_malformed_is_zero() -> None:
-    assert plugin.format_money("12.3") == "12.30"
-    assert plugin.format_money("1.005") == "1.01"
-    assert plugin.format_money(None) == "0.00"
-    assert plugin.format_money("") == "0.00"
-    assert plugin.format_money("n/a") == "0.00"
-    assert plugin.format_money("NaN") == "0.00"
-    assert plugin.spend_vs_limit({"spent": "12.3", "limit": "500"}) == "12.30/500.00"
-    assert plugin.spend_vs_limit({"spent": "7"}) == "7.00"
-    assert plugin.spend_vs_limit(None) == "0.00"
+    assert format_money("12.3") == "12.30"
+    assert format_money("1.005") == "1.01"
+    assert format_money(None) == "0.00"
+    assert format_money("") == "0.00"
+    assert format_money("n/a") == "0.00"
+    assert format_money("NaN") == "0.00"
+    assert spend_vs_limit({"spent": "12.3", "limit": "500"}) == "12.30/500.00"
+    assert spend_vs_limit({"spent": "7"}) == "7.00"
+    assert spend_vs_limit(None) == "0.00"
 
 
 def test_render_table_aligns_columns_and_strips_trailing_space() -> None:
-    text = plugin.render_table(["A", "LONGER"], [["wide-cell", "x"], ["b", ""]])
+    text = render_table(["A", "LONGER"], [["wide-cell", "x"], ["b", ""]])
     assert text.splitlines() == ["A           LONGER", "wide-cell   x", "b"]
 
 
@@ -90,17 +124,17 @@ def test_conditions_needing_attention_by_polarity() -> None:
             ]
         }
     )
-    assert [c["type"] for c in plugin.conditions_needing_attention(obj)] == ["Ready", "BudgetExceeded"]
+    assert [c["type"] for c in conditions_needing_attention(obj)] == ["Ready", "BudgetExceeded"]
     ok = tj(status={"conditions": [cond("Planned", "True"), cond("Failed", "False"), cond("AtRisk", "False")]})
-    assert plugin.conditions_needing_attention(ok) == []
+    assert conditions_needing_attention(ok) == []
     assert [
-        c["type"] for c in plugin.conditions_needing_attention(tj(status={"conditions": [cond("Planned", "Unknown")]}))
+        c["type"] for c in conditions_needing_attention(tj(status={"conditions": [cond("Planned", "Unknown")]}))
     ] == ["Planned"]
 
 
 def test_rows_tolerate_an_object_without_status() -> None:
-    assert plugin.cluster_row(tc(), with_namespace=False) == ["h100", "Ray", "0/0", "0", "0", "0.00", "-"]
-    row = plugin.job_row(tj(), with_namespace=True)
+    assert cluster_row(tc(), with_namespace=False) == ["h100", "Ray", "0/0", "0", "0", "0.00", "-"]
+    row = job_row(tj(), with_namespace=True)
     assert row[:4] == ["ml", "j", "h100", "Batch"]
     assert row[5:] == ["0/0", "0.00", "-", "Pending"]
 
@@ -125,7 +159,7 @@ def test_status_report_has_both_tables_and_the_conditions_that_are_not_ok() -> N
             "conditions": [cond("AtRisk", "True", "EtaPastDeadline", "ETA 3m05s is past the deadline")],
         }
     )
-    text = plugin.render_status([cluster], [job], all_ns=True)
+    text = render_status([cluster], [job], all_ns=True)
     lines = text.splitlines()
     assert lines[0].split() == [
         "NAMESPACE",
@@ -145,7 +179,7 @@ def test_status_report_has_both_tables_and_the_conditions_that_are_not_ok() -> N
     assert "Conditions that are not OK:" in text
     assert "  tc/h100 -n ml: Ready=False WorkersPending: 1/2 workers ready" in text
     assert "  tj/j -n ml: AtRisk=True EtaPastDeadline: ETA 3m05s is past the deadline" in text
-    assert plugin.render_status([], [], all_ns=False) == "No TranslationClusters.\n\nNo TranslationJobs."
+    assert render_status([], [], all_ns=False) == "No TranslationClusters.\n\nNo TranslationJobs."
 
 
 def test_progress_line() -> None:
@@ -155,10 +189,10 @@ def test_progress_line() -> None:
         "items": {"done": 4, "failed": 1, "total": 10},
         "etaSeconds": 9,
     }
-    assert plugin.progress_line(status) == "[##########..........]  50%  4/10 done  1 failed  ETA 9s  Running"
+    assert progress_line(status) == "[##########..........]  50%  4/10 done  1 failed  ETA 9s  Running"
     done = {"phase": "Succeeded", "progressPercent": 100, "items": {"done": 10, "total": 10}, "etaSeconds": 0}
-    assert plugin.progress_line(done).endswith("ETA -  Succeeded")
-    assert plugin.progress_line({}).endswith("0/0 done  0 failed  ETA -  Pending")
+    assert progress_line(done).endswith("ETA -  Succeeded")
+    assert progress_line({}).endswith("0/0 done  0 failed  ETA -  Pending")
 
 
 # ---- Events and conditions ----------------------------------------------------------------------------------
@@ -187,21 +221,21 @@ def test_events_sort_by_time_then_by_write_order() -> None:
         event("a", "20", "2026-11-19T10:00:01Z"),
         event("d", "10", None, eventTime="2026-11-19T09:59:59.123456Z"),
     ]
-    assert [e["metadata"]["name"] for e in plugin.sort_events(events)] == ["d", "a", "b", "c"]
+    assert [e["metadata"]["name"] for e in sort_events(events)] == ["d", "a", "b", "c"]
 
 
 def test_event_time_falls_back_through_the_fields() -> None:
-    assert plugin.event_time({"series": {"lastObservedTime": "2026-11-19T01:00:00Z"}}) == "2026-11-19T01:00:00Z"
-    assert plugin.event_time({"firstTimestamp": "2026-11-19T02:00:00Z"}) == "2026-11-19T02:00:00Z"
-    assert plugin.event_time({"metadata": {"creationTimestamp": "2026-11-19T03:00:00Z"}}) == "2026-11-19T03:00:00Z"
-    assert plugin.event_time({}) == ""
+    assert event_time({"series": {"lastObservedTime": "2026-11-19T01:00:00Z"}}) == "2026-11-19T01:00:00Z"
+    assert event_time({"firstTimestamp": "2026-11-19T02:00:00Z"}) == "2026-11-19T02:00:00Z"
+    assert event_time({"metadata": {"creationTimestamp": "2026-11-19T03:00:00Z"}}) == "2026-11-19T03:00:00Z"
+    assert event_time({}) == ""
 
 
 def test_format_event_and_its_key() -> None:
     ev = event("a", "1", "2026-11-19T10:00:01Z", reason="Requeued", count=3, message="Re-queued\n  5 items")
     ev["type"] = "Warning"
-    assert plugin.format_event(ev) == "2026-11-19T10:00:01Z  Warning  Requeued: Re-queued 5 items (x3)"
-    assert plugin.event_key(ev) == ("uid-a", 3)
+    assert format_event(ev) == "2026-11-19T10:00:01Z  Warning  Requeued: Re-queued 5 items (x3)"
+    assert event_key(ev) == ("uid-a", 3)
 
 
 def test_condition_changes_lists_new_and_changed_conditions_only() -> None:
@@ -211,17 +245,17 @@ def test_condition_changes_lists_new_and_changed_conditions_only() -> None:
         cond("Degraded", "False", "AsExpected"),
         cond("X", "True"),
     ]
-    assert plugin.condition_changes(old, new) == [
+    assert condition_changes(old, new) == [
         "condition Ready: False -> True (ClusterReady): 2/2 ready",
         "condition X: True (R)",
     ]
 
 
 def test_format_conditions() -> None:
-    text = plugin.format_conditions([cond("Planned", "True", "Planned", "55 files planned.")])
+    text = format_conditions([cond("Planned", "True", "Planned", "55 files planned.")])
     assert text.splitlines()[0].split() == ["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"]
     assert "Planned" in text and "55 files planned." in text
-    assert plugin.format_conditions([]) == "  (no conditions yet)"
+    assert format_conditions([]) == "  (no conditions yet)"
 
 
 @pytest.mark.parametrize(
@@ -235,26 +269,26 @@ def test_format_conditions() -> None:
     ],
 )
 def test_parse_time(value: str | None, expected: datetime | None) -> None:
-    assert plugin.parse_time(value) == expected
+    assert parse_time(value) == expected
 
 
 def test_parse_target() -> None:
-    assert plugin.parse_target("batch") == (None, "batch")
-    assert plugin.parse_target("tj/batch") == ("TranslationJob", "batch")
-    assert plugin.parse_target("translationclusters.portalis.dev/h100") == ("TranslationCluster", "h100")
+    assert parse_target("batch") == (None, "batch")
+    assert parse_target("tj/batch") == ("TranslationJob", "batch")
+    assert parse_target("translationclusters.portalis.dev/h100") == ("TranslationCluster", "h100")
     with pytest.raises(ValueError, match="use tj/NAME or tc/NAME"):
-        plugin.parse_target("pod/x")
+        parse_target("pod/x")
 
 
 # ---- cost ---------------------------------------------------------------------------------------------------
 
 
 def test_window_start() -> None:
-    assert plugin.window_start("day", NOW) == datetime(2026, 11, 19, tzinfo=UTC)
-    assert plugin.window_start("week", NOW) == datetime(2026, 11, 16, tzinfo=UTC)  # Monday
-    assert plugin.window_start("month", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert window_start("day", NOW) == datetime(2026, 11, 19, tzinfo=UTC)
+    assert window_start("week", NOW) == datetime(2026, 11, 16, tzinfo=UTC)  # Monday
+    assert window_start("month", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
     with pytest.raises(ValueError):
-        plugin.window_start("year", NOW)
+        window_start("year", NOW)
 
 
 def test_cost_report_reads_budget_status_and_job_cost() -> None:
@@ -277,7 +311,7 @@ def test_cost_report_reads_budget_status_and_job_cost() -> None:
         tj("earlier", status={"phase": "Succeeded", "completionTime": "2026-11-19T04:00:00Z", "cost": {"spent": "9"}}),
         tj("new", tenant="team-a"),
     ]
-    report = plugin.build_cost_report([cluster, tc("empty")], jobs, "day", NOW)
+    report = build_cost_report([cluster, tc("empty")], jobs, "day", NOW)
     assert report["window"] == "day" and report["since"] == "2026-11-19T00:00:00Z"
     assert report["total"] == "120.50"
     assert report["clusters"] == [
@@ -299,17 +333,17 @@ def test_cost_report_reads_budget_status_and_job_cost() -> None:
     assert rows["new"]["tenant"] == "team-a" and rows["new"]["spent"] == "0.00" and rows["new"]["perItem"] is None
     json.dumps(report)  # serialisable as is
 
-    weekly = plugin.build_cost_report([cluster], jobs, "week", NOW)
+    weekly = build_cost_report([cluster], jobs, "week", NOW)
     assert weekly["total"] == "400.00" and weekly["clusters"][0]["limit"] is None
     assert "earlier" in {j["job"] for j in weekly["jobs"]}
 
 
 def test_render_cost_shows_dashes_for_missing_limits() -> None:
-    report = plugin.build_cost_report([tc()], [tj()], "month", NOW)
-    text = plugin.render_cost(report, all_ns=False)
+    report = build_cost_report([tc()], [tj()], "month", NOW)
+    text = render_cost(report, all_ns=False)
     assert text.startswith("Spend this month (since 2026-11-01T00:00:00Z): 0.00")
     assert "h100      0.00    -       0" in text
-    assert plugin.render_cost(plugin.build_cost_report([], [], "day", NOW), all_ns=True).endswith(
+    assert render_cost(build_cost_report([], [], "day", NOW), all_ns=True).endswith(
         "No TranslationJobs active in this window."
     )
 
@@ -318,33 +352,33 @@ def test_render_cost_shows_dashes_for_missing_limits() -> None:
 
 
 def test_names_prefixes_and_counts() -> None:
-    assert plugin.dns_label("My_Repo (v2)") == "my-repo-v2"
-    assert plugin.dns_label("___") == "job"
-    assert plugin.default_job_name(Path("/src/Sample Codebase"), suffix="ab12c") == "sample-codebase-ab12c"
-    assert len(plugin.default_job_name(Path("/x" * 1) / ("a" * 80))) <= 46
-    assert plugin.normalise_prefix("/sources/x") == "sources/x/"
-    assert plugin.normalise_prefix("sources/x/") == "sources/x/"
-    assert plugin.normalise_prefix("") == ""
-    assert plugin.parse_count_or_percent("3") == 3
-    assert plugin.parse_count_or_percent(" 10% ") == "10%"
+    assert dns_label("My_Repo (v2)") == "my-repo-v2"
+    assert dns_label("___") == "job"
+    assert default_job_name(Path("/src/Sample Codebase"), suffix="ab12c") == "sample-codebase-ab12c"
+    assert len(default_job_name(Path("/x" * 1) / ("a" * 80))) <= 46
+    assert normalise_prefix("/sources/x") == "sources/x/"
+    assert normalise_prefix("sources/x/") == "sources/x/"
+    assert normalise_prefix("") == ""
+    assert parse_count_or_percent("3") == 3
+    assert parse_count_or_percent(" 10% ") == "10%"
     for bad in ("ten", "-1", "101%", "1.5"):
         with pytest.raises(ValueError):
-            plugin.parse_count_or_percent(bad)
-    assert plugin.parse_cluster_ref("h100", "ml") == ("ml", "h100")
-    assert plugin.parse_cluster_ref("shared/h100", "ml") == ("shared", "h100")
+            parse_count_or_percent(bad)
+    assert parse_cluster_ref("h100", "ml") == ("ml", "h100")
+    assert parse_cluster_ref("shared/h100", "ml") == ("shared", "h100")
 
 
 def test_select_files_uses_the_plans_glob_rules(tmp_path: Path) -> None:
     for rel in ("a.py", "pkg/b.py", "pkg/tests/test_b.py", "README.md", "pkg/data.json", "deep/er/c.py"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x = 1\n")
-    assert plugin.select_files(tmp_path, ["**/*.py"]) == ["a.py", "deep/er/c.py", "pkg/b.py", "pkg/tests/test_b.py"]
-    assert plugin.select_files(tmp_path, ["**/*.py"], ["**/tests/**"]) == ["a.py", "deep/er/c.py", "pkg/b.py"]
-    assert plugin.select_files(tmp_path, ["*.md", "pkg/*.json"]) == ["README.md", "pkg/data.json"]
+    assert select_files(tmp_path, ["**/*.py"]) == ["a.py", "deep/er/c.py", "pkg/b.py", "pkg/tests/test_b.py"]
+    assert select_files(tmp_path, ["**/*.py"], ["**/tests/**"]) == ["a.py", "deep/er/c.py", "pkg/b.py"]
+    assert select_files(tmp_path, ["*.md", "pkg/*.json"]) == ["README.md", "pkg/data.json"]
 
 
 def test_job_manifest_is_a_valid_translationjob() -> None:
-    manifest = plugin.build_job_manifest(
+    manifest = build_job_manifest(
         "sample-ab12c", "ml", ("ml", "h100"), "artifacts", "sources/sample-ab12c/",
         priority="Interactive", target="go", max_failed_items="10%", exclude=["**/tests/**"],
     )  # fmt: skip
@@ -354,7 +388,7 @@ def test_job_manifest_is_a_valid_translationjob() -> None:
     assert job.spec.source.exclude == ["**/tests/**"]
     assert job.spec.priority == "Interactive" and job.spec.target_language == "go"
     assert manifest["spec"]["maxFailedItems"] == "10%"
-    other = plugin.build_job_manifest("j", "team-a", ("shared", "h100"), "src", "p/")
+    other = build_job_manifest("j", "team-a", ("shared", "h100"), "src", "p/")
     assert other["spec"]["clusterRef"] == {"name": "h100", "namespace": "shared"}
     assert "maxFailedItems" not in other["spec"] and "exclude" not in other["spec"]["source"]
     TranslationJob.model_validate(other)
@@ -363,20 +397,20 @@ def test_job_manifest_is_a_valid_translationjob() -> None:
 def test_resolve_s3_precedence() -> None:
     storage = {"endpoint": "http://minio.portalis:9000", "region": "eu-west-1", "bucket": "b"}
     secret = {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret"}
-    s3 = plugin.resolve_s3(storage, secret, {}, secret_name="ml/portalis-s3")
+    s3 = resolve_s3(storage, secret, {}, secret_name="ml/portalis-s3")
     assert (s3.endpoint, s3.region, s3.access_key, s3.secret_key) == (
         "http://minio.portalis:9000", "eu-west-1", "key", "secret"
     )  # fmt: skip
     assert s3.force_path_style and s3.credentials_from == "Secret ml/portalis-s3"
 
     env = {"AWS_ACCESS_KEY_ID": "mine", "AWS_REGION": "us-west-2", "AWS_ENDPOINT_URL": "http://env:9000"}
-    s3 = plugin.resolve_s3(storage, secret, env, endpoint_flag="http://localhost:9000")
+    s3 = resolve_s3(storage, secret, env, endpoint_flag="http://localhost:9000")
     assert s3.endpoint == "http://localhost:9000" and s3.region == "us-west-2"
     assert s3.access_key is None and s3.secret_key is None  # left to boto3, with AWS_SESSION_TOKEN if any
     assert "environment" in s3.credentials_from
-    assert plugin.resolve_s3(storage, secret, env).endpoint == "http://env:9000"
+    assert resolve_s3(storage, secret, env).endpoint == "http://env:9000"
 
-    aws = plugin.resolve_s3({"bucket": "b"}, None, {})
+    aws = resolve_s3({"bucket": "b"}, None, {})
     assert aws.endpoint is None and aws.region == "us-east-1" and not aws.force_path_style
     assert aws.credentials_from == "the default AWS credential chain"
 
@@ -390,7 +424,7 @@ def test_final_summary_names_the_output_and_the_failed_files() -> None:
         "failedItems": ["x.py: unsupported", "y.py: not UTF-8"],
         "conditions": [cond("Failed", "True", "ItemsFailed", "2 files failed")],
     }
-    text = plugin.final_summary("ml", "j", status)
+    text = final_summary("ml", "j", status)
     assert text.splitlines() == [
         "job ml/j Failed: 5 of 7 files translated (1 from the cache), 2 failed; cost 0.50 (30 GPU-seconds)",
         "output: s3://b/translations/j/",
@@ -413,16 +447,16 @@ def test_unhealthy_taint_and_portalis_marks() -> None:
         "spec": {"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"},
                             {"key": "portalis.dev/gpu-unhealthy", "value": "true", "effect": "NoSchedule"}]},
     }  # fmt: skip
-    assert plugin.unhealthy_taint(node) == {
+    assert unhealthy_taint(node) == {
         "key": "portalis.dev/gpu-unhealthy",
         "value": "true",
         "effect": "NoSchedule",
     }
-    assert plugin.portalis_marks(node) == [
+    assert portalis_marks(node) == [
         "label portalis.dev/quarantined=true",
         "annotation portalis.dev/quarantine-reason=ECC",
     ]
-    assert plugin.unhealthy_taint({"spec": {}}) is None
+    assert unhealthy_taint({"spec": {}}) is None
 
 
 # ---- command line and kubeconfig ------------------------------------------------------------------------------
@@ -431,13 +465,13 @@ def test_unhealthy_taint_and_portalis_marks() -> None:
 @pytest.mark.parametrize("command", [[], ["status"], ["submit"], ["logs"], ["cost"], ["release-node"]])
 def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        plugin.build_parser().parse_args([*command, "--help"])
+        build_parser().parse_args([*command, "--help"])
     assert exit_.value.code == 0
     assert "usage: kubectl portalis" in capsys.readouterr().out
 
 
 def test_connection_flags_go_before_or_after_the_command() -> None:
-    parser = plugin.build_parser()
+    parser = build_parser()
     before = parser.parse_args(["-n", "ml", "--context", "prod", "status", "-A"])
     assert (before.namespace, before.context, before.all_namespaces) == ("ml", "prod", True)
     after = parser.parse_args(["status", "-n", "ml", "--kubeconfig", "/k"])
@@ -455,7 +489,7 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         ["cost", "--window", "year"],
     ):
         with pytest.raises(SystemExit) as exit_:
-            plugin.build_parser().parse_args(argv)
+            build_parser().parse_args(argv)
         assert exit_.value.code == 2
     assert "Urgent" in capsys.readouterr().err
 
@@ -509,12 +543,12 @@ def test_no_kubeconfig_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_main_prints_errors_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
-    assert plugin.main(["--kubeconfig", str(tmp_path / "missing"), "status"], out=out) == 1
+    assert main(["--kubeconfig", str(tmp_path / "missing"), "status"], out=out) == 1
     assert capsys.readouterr().err.startswith("error: kubeconfig ")
-    assert plugin.main(["submit", str(tmp_path / "nope"), "--cluster", "c"], out=out) == 1
+    assert main(["submit", str(tmp_path / "nope"), "--cluster", "c"], out=out) == 1
     assert "is not a directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert plugin.main(["submit", str(tmp_path / "empty"), "--cluster", "c"], out=out) == 1
+    assert main(["submit", str(tmp_path / "empty"), "--cluster", "c"], out=out) == 1
     assert "no files under" in capsys.readouterr().err
 
 
