@@ -294,7 +294,12 @@ def test_pod_template_overrides_merge_by_name() -> None:
     assert template["metadata"]["labels"]["portalis.dev/cluster"] == "tc"
     assert template["spec"]["serviceAccountName"] == "translator"
     (container,) = template["spec"]["containers"]
-    assert container["volumeMounts"] == [{"name": "cache", "mountPath": "/c"}]
+    # merged by name beside the memory-backed /dev/shm every Ray container gets
+    assert container["volumeMounts"] == [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "cache", "mountPath": "/c"},
+    ]
+    assert [v["name"] for v in template["spec"]["volumes"]] == ["dshm", "cache"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
@@ -387,3 +392,14 @@ def test_golden_manifests(example: str) -> None:
         path.write_text(f"# Built from manifests/examples/{example}; regenerate with PORTALIS_UPDATE_GOLDEN=1.\n{text}")
     expected = yaml.safe_load(path.read_text())
     assert built == expected, f"{example}: the built manifest changed; review and regenerate the golden file"
+
+
+def test_the_driver_sidecar_shares_rays_session_directory_and_shared_memory() -> None:
+    head = build_raycluster(spec(), OWNER)["spec"]["headGroupSpec"]["template"]["spec"]
+    mounts = {c["name"]: {m["name"]: m["mountPath"] for m in c["volumeMounts"]} for c in head["containers"]}
+    assert mounts["ray-head"] == mounts["portalis-driver"] == {"ray-session": "/tmp/ray", "dshm": "/dev/shm"}
+    volumes = {v["name"]: v["emptyDir"] for v in head["volumes"]}
+    assert volumes == {"ray-session": {}, "dshm": {"medium": "Memory"}}
+    assert head["shareProcessNamespace"] is True  # the driver finds the raylet among the pod's processes
+    worker = worker_group(build_raycluster(spec(), OWNER))["template"]["spec"]
+    assert worker["containers"][0]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]

@@ -4,7 +4,10 @@ A head group without GPUs (``num-cpus: 0`` keeps translator actors off it) and o
 containers carry ``nvidia.com/gpu`` limits equal to requests. KubeRay's in-tree autoscaler is off: Portalis owns
 ``replicas`` and names the workers to remove in ``scaleStrategy.workersToDelete``. The head pod also runs the data
 plane's driver as a sidecar, which serves the workers' metrics on a port named ``worker-metrics`` (KubeRay gives the
-name ``metrics`` to Ray's own exporter on the Ray container), for a PodMonitor to scrape.
+name ``metrics`` to Ray's own exporter on the Ray container), for a PodMonitor to scrape. A Ray driver attaches to the
+raylet of its node, which it finds among the processes it sees and reaches through Ray's session directory: so the
+head pod shares its process namespace, and the sidecar mounts the Ray container's ``/tmp/ray``. Every Ray container
+gets a memory-backed ``/dev/shm`` for the object store.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ WORKER_CONTAINER = "ray-worker"
 DRIVER_CONTAINER = "portalis-driver"
 WORKER_METRICS_PORT = 9090
 WORKER_METRICS_PORT_NAME = "worker-metrics"
+# The driver sidecar attaches to the head's raylet through Ray's session directory (its sockets and session files),
+# so the two containers share it (and the pod its process namespace). Ray's object store lives in /dev/shm, which
+# must be memory-backed and larger than a container runtime's default 64 MiB.
+RAY_SESSION_VOLUME = {"name": "ray-session", "emptyDir": {}}
+RAY_SESSION_MOUNT = {"name": "ray-session", "mountPath": "/tmp/ray"}
+SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
+SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
 
 
 def raycluster_name(cluster_name: str) -> str:
@@ -61,6 +71,7 @@ def build_raycluster(
                 "resources": head_resources(spec),
                 "env": env,
                 "securityContext": {"allowPrivilegeEscalation": False},
+                "volumeMounts": [dict(RAY_SESSION_MOUNT), dict(SHM_MOUNT)],
             },
             {
                 # the data plane's driver: one translator actor per GPU, following the cluster's size
@@ -79,8 +90,12 @@ def build_raycluster(
                 "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
                 "env": copy.deepcopy(env),
                 "securityContext": {"allowPrivilegeEscalation": False},
+                "volumeMounts": [dict(RAY_SESSION_MOUNT), dict(SHM_MOUNT)],
             },
         ],
+        "volumes": [copy.deepcopy(RAY_SESSION_VOLUME), copy.deepcopy(SHM_VOLUME)],
+        # a driver finds the node's raylet among the processes it can see
+        "shareProcessNamespace": True,
     }
     if spec.head is not None and spec.head.node_selector:
         head_spec["nodeSelector"] = dict(spec.head.node_selector)
@@ -98,8 +113,10 @@ def build_raycluster(
                 "resources": worker_resources(workers),
                 "env": copy.deepcopy(env),
                 "securityContext": {"allowPrivilegeEscalation": False},
+                "volumeMounts": [dict(SHM_MOUNT)],
             }
         ],
+        "volumes": [copy.deepcopy(SHM_VOLUME)],
         "affinity": worker_affinity(workers),
         "tolerations": worker_tolerations(workers),
         # time for an in-flight item to finish or be handed back to the queue on scale-down
