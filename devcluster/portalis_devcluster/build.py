@@ -22,8 +22,15 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 KUBERAY_VERSION = "v1.6.1"
 HELM_VERSION = "v3.21.4"
+# the real node: containerd 2.x (its CRI speaks the RuntimeConfig call kubelet v1.34 asks for), CoreDNS, and the
+# kubelet, kube-proxy and pause binaries of the same Kubernetes release as the control plane
+CONTAINERD_VERSION = "v2.2.9"
+COREDNS_VERSION = "v1.15.0"
+PAUSE_VERSION = "3.10.1"
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+NODE_BINARIES = ("kubelet", "kube-proxy")
+CONTAINERD_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr")
 
 
 class BuildError(RuntimeError):
@@ -75,6 +82,19 @@ class Toolchain:
     @property
     def kubectl(self) -> Path:
         return self.k8s("kubectl")
+
+    @property
+    def node_dir(self) -> Path:
+        """kubelet, kube-proxy and the static pause binary of the real node."""
+        return self.root / "bin" / f"node-{KUBERNETES_VERSION}"
+
+    @property
+    def containerd_dir(self) -> Path:
+        return self.root / "bin" / f"containerd-{CONTAINERD_VERSION}"
+
+    @property
+    def coredns(self) -> Path:
+        return self.root / "bin" / f"coredns-{COREDNS_VERSION}" / "coredns"
 
 
 def toolchain() -> Toolchain:
@@ -151,11 +171,8 @@ def _wrapper(name: str, requires: dict[str, str], imports: list[str], replaces: 
     return src
 
 
-def build_kubernetes(tc: Toolchain) -> None:
-    out_dir = tc.k8s_dir
-    if _done(out_dir):
-        return
-    _log(f"building Kubernetes {KUBERNETES_VERSION} (kube-apiserver, controller-manager, scheduler, kubectl)")
+def _k8s_staging_replaces() -> dict[str, str]:
+    """``k8s.io/<staging module>`` -> its published version, read from the release's own go.mod."""
     gomod = Path(
         json.loads(_run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"]))["GoMod"]
     )
@@ -163,23 +180,28 @@ def build_kubernetes(tc: Toolchain) -> None:
     if not staging:
         raise BuildError(f"no staging replace lines found in {gomod}")
     minor = KUBERNETES_VERSION.lstrip("v").split(".")
-    staging_version = f"v0.{minor[1]}.{minor[2]}"
-    replaces = {m: staging_version for m in staging}
-    # main packages cannot be imported; their app packages pull in the same dependency graph
-    imports = [f"k8s.io/kubernetes/cmd/{b}/app" for b in K8S_BINARIES if b != "kubectl"] + ["k8s.io/kubectl/pkg/cmd"]
-    src = _wrapper(f"kubernetes-{KUBERNETES_VERSION}", {"k8s.io/kubernetes": KUBERNETES_VERSION}, imports, replaces)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    build_date = "2026-01-01T00:00:00Z"
-    ldflags = ["-s", "-w"]
+    return dict.fromkeys(staging, f"v0.{minor[1]}.{minor[2]}")
+
+
+def _k8s_ldflags() -> str:
+    """Version stamps, so `/version` reports the release (Helm checks it against charts' kubeVersion)."""
+    major, minor, _patch = KUBERNETES_VERSION.lstrip("v").split(".")
+    flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        ldflags += [
+        flags += [
             f"-X {pkg}.gitVersion={KUBERNETES_VERSION}",
-            f"-X {pkg}.gitMajor={minor[0]}",
-            f"-X {pkg}.gitMinor={minor[1]}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
             f"-X {pkg}.gitTreeState=clean",
-            f"-X {pkg}.buildDate={build_date}",
+            f"-X {pkg}.buildDate=2026-01-01T00:00:00Z",
         ]
-    for binary in K8S_BINARIES:
+    return " ".join(flags)
+
+
+def _build_k8s_binaries(name: str, binaries: tuple[str, ...], imports: list[str], out_dir: Path) -> None:
+    src = _wrapper(name, {"k8s.io/kubernetes": KUBERNETES_VERSION}, imports, _k8s_staging_replaces())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for binary in binaries:
         _log(f"compiling {binary} (a cold build takes several minutes on 2 cores)")
         _run(
             [
@@ -190,13 +212,78 @@ def build_kubernetes(tc: Toolchain) -> None:
                 "-tags",
                 "selinux,notest",
                 "-ldflags",
-                " ".join(ldflags),
+                _k8s_ldflags(),
                 "-o",
                 str(out_dir / binary),
                 f"k8s.io/kubernetes/cmd/{binary}",
             ],
             cwd=src,
         )
+
+
+def build_kubernetes(tc: Toolchain) -> None:
+    out_dir = tc.k8s_dir
+    if _done(out_dir):
+        return
+    _log(f"building Kubernetes {KUBERNETES_VERSION} (kube-apiserver, controller-manager, scheduler, kubectl)")
+    # main packages cannot be imported; their app packages pull in the same dependency graph
+    imports = [f"k8s.io/kubernetes/cmd/{b}/app" for b in K8S_BINARIES if b != "kubectl"] + ["k8s.io/kubectl/pkg/cmd"]
+    _build_k8s_binaries(f"kubernetes-{KUBERNETES_VERSION}", K8S_BINARIES, imports, out_dir)
+    _mark(out_dir)
+
+
+def build_node(tc: Toolchain) -> None:
+    """kubelet and kube-proxy (the same wrapper-module build as the control plane), and the pause binary that
+    holds each pod's namespaces, compiled statically from the release's own ``build/pause/linux/pause.c``."""
+    out_dir = tc.node_dir
+    if _done(out_dir):
+        return
+    _log(f"building the real node's kubelet and kube-proxy {KUBERNETES_VERSION} and pause {PAUSE_VERSION}")
+    imports = [f"k8s.io/kubernetes/cmd/{b}/app" for b in NODE_BINARIES]
+    _build_k8s_binaries(f"node-{KUBERNETES_VERSION}", NODE_BINARIES, imports, out_dir)
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise BuildError("a C compiler is needed to build the pause binary: apt-get install gcc libc6-dev")
+    pause_c = _module_dir("k8s.io/kubernetes", KUBERNETES_VERSION) / "build" / "pause" / "linux" / "pause.c"
+    _run(
+        [
+            cc,
+            "-Os",
+            "-Wall",
+            "-static",
+            f"-DVERSION=v{PAUSE_VERSION}-portalis",
+            "-o",
+            str(out_dir / "pause"),
+            str(pause_c),
+        ]
+    )
+    if shutil.which("strip"):
+        _run(["strip", str(out_dir / "pause")])
+    _mark(out_dir)
+
+
+def build_containerd(tc: Toolchain) -> None:
+    out_dir = tc.containerd_dir
+    if _done(out_dir):
+        return
+    _log(f"building containerd {CONTAINERD_VERSION}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module = "github.com/containerd/containerd/v2"
+    pkgs = [f"{module}/cmd/{b}@{CONTAINERD_VERSION}" for b in CONTAINERD_BINARIES]
+    # no_btrfs: the btrfs snapshotter needs C headers; the node uses overlayfs
+    _run(["go", "install", "-trimpath", "-tags", "no_btrfs", "-ldflags", "-s -w", *pkgs], env=_go_env(out_dir))
+    _mark(out_dir)
+
+
+def build_coredns(tc: Toolchain) -> None:
+    out_dir = tc.coredns.parent
+    if _done(out_dir):
+        return
+    _log(f"building CoreDNS {COREDNS_VERSION}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module = "github.com/coredns/coredns"
+    src = _wrapper(f"coredns-{COREDNS_VERSION}", {module: COREDNS_VERSION}, [f"{module}/coremain"], {})
+    _run(["go", "build", "-mod=mod", "-trimpath", "-ldflags", "-s -w", "-o", str(tc.coredns), module], cwd=src)
     _mark(out_dir)
 
 
@@ -274,24 +361,39 @@ COMPONENTS = {
     "kuberay": build_kuberay,
     "helm": build_helm,
     "kubernetes": build_kubernetes,
+    "containerd": build_containerd,
+    "node": build_node,
+    "coredns": build_coredns,
 }
 
 
-def is_built(tc: Toolchain | None = None) -> bool:
+NODE_COMPONENTS = ("containerd", "node", "coredns")
+
+
+def is_built(tc: Toolchain | None = None, node: bool = True) -> bool:
+    """Whether the control plane (and, with ``node``, the real node's binaries) is in the cache."""
     tc = tc or toolchain()
     dirs = [tc.k8s_dir, tc.etcd.parent, tc.kwok.parent, tc.ray_operator.parent, tc.helm.parent]
-    return all(_done(d) for d in dirs)
+    return all(_done(d) for d in dirs) and (not node or is_node_built(tc))
 
 
-def ensure_built(only: list[str] | None = None) -> Toolchain:
-    """Build whatever is missing from the cache; a no-op when everything is there."""
+def is_node_built(tc: Toolchain | None = None) -> bool:
+    tc = tc or toolchain()
+    return all(_done(d) for d in (tc.node_dir, tc.containerd_dir, tc.coredns.parent))
+
+
+def ensure_built(only: list[str] | None = None, node: bool = True) -> Toolchain:
+    """Build whatever is missing from the cache; a no-op when everything is there. ``node=False`` leaves out the
+    real node's binaries (containerd, kubelet, kube-proxy, pause, CoreDNS)."""
     tc = toolchain()
-    if is_built(tc) and not only:
+    if is_built(tc, node=node) and not only:
         return tc
     require_go()
     started = time.monotonic()
     for name, fn in COMPONENTS.items():
         if only and name not in only:
+            continue
+        if not only and not node and name in NODE_COMPONENTS:
             continue
         fn(tc)
     _log(f"control plane ready in {tc.root / 'bin'} ({time.monotonic() - started:.0f}s)")
@@ -300,7 +402,8 @@ def ensure_built(only: list[str] | None = None) -> Toolchain:
 
 if __name__ == "__main__":  # pragma: no cover - `python -m portalis_devcluster.build [component...]`
     try:
-        ensure_built(sys.argv[1:] or None)
+        node = os.environ.get("PORTALIS_DEVCLUSTER_REAL_NODE", "1").lower() not in ("0", "false", "no", "off")
+        ensure_built(sys.argv[1:] or None, node=node)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,8 +1,13 @@
-"""The local GPU cluster: a real control plane with KWOK GPU nodes and the KubeRay operator, on loopback.
+"""The local GPU cluster: a real control plane with KWOK GPU nodes, the KubeRay operator and one real node.
 
 Used by the tests, the benchmarks and ``make demo``; never in production. ``up`` is idempotent: it starts
 what is not running and leaves what is. Every process is started detached with its log under
 ``<state>/logs/``, its pid in ``<state>/state.json``, so the CLI can exit and ``down`` can find them later.
+
+The real node (``node.py``) is on by default; ``PORTALIS_DEVCLUSTER_REAL_NODE=0`` turns it off, and a machine that
+cannot run one (not root, no overlayfs, no namespaces, no runc or CNI plugins) gets the KWOK fleet alone, with the
+reason logged and kept in ``status``. ``down`` stops every process, removes the node's namespaces, veth and cgroups
+and writes back the host sysctls the kubelet changed, so the machine is as it was before ``up``.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,10 +28,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portalis_devcluster import build
+from portalis_devcluster import build, controlplane, host, images, network
+from portalis_devcluster.dns import build_coredns
+from portalis_devcluster.node import (
+    COREDNS_IMAGE,
+    ENV_SWITCH,
+    NODE_COMPONENTS,
+    NODE_NAME,
+    NODE_SELECTOR,
+    TOLERATIONS,
+    RealNode,
+    RealNodeSpec,
+)
 from portalis_devcluster.nodes import FleetSpec, build_nodes
+from portalis_devcluster.pki import APISERVER_KUBELET_CLIENT, Pki, apiserver_cert
+from portalis_devcluster.ports import Ports, free_port
 
-ADMIN_TOKEN = "portalis-devcluster-admin"  # loopback-only, throwaway cluster
+__all__ = ["ADMIN_TOKEN", "DevCluster", "DevClusterError", "free_port", "pid_alive"]
+
+ADMIN_TOKEN = "portalis-devcluster-admin"  # throwaway cluster, API server on loopback or the node's veth only
+COMPONENTS = controlplane.COMPONENTS
 
 
 class DevClusterError(RuntimeError):
@@ -35,21 +56,6 @@ class DevClusterError(RuntimeError):
 
 def _log(msg: str) -> None:
     print(f"[devcluster] {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -70,28 +76,14 @@ def pid_alive(pid: int | None) -> bool:
 
 
 @dataclass
-class Ports:
-    etcd_client: int = 0
-    etcd_peer: int = 0
-    apiserver: int = 0
-    controller_manager: int = 0
-    scheduler: int = 0
-    kwok: int = 0
-    kuberay_metrics: int = 0
-    kuberay_probe: int = 0
-    dask_operator: int = 0
+class NodeState:
+    """The real node as ``up`` left it: whether it runs, why not, its network slot and the host's sysctls."""
 
-    def fill_missing(self) -> None:
-        """Give a port to components added since the state was written; running ones keep theirs."""
-        for name in self.__dataclass_fields__:
-            if not getattr(self, name):
-                setattr(self, name, free_port())
-
-    def allocate(self) -> None:
-        for name in self.__dataclass_fields__:
-            current = getattr(self, name)
-            if not current or not _port_free(current):
-                setattr(self, name, free_port())
+    enabled: bool = False
+    reason: str = ""
+    slot: int | None = None
+    api_host: str = "127.0.0.1"
+    sysctls_before: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,17 +91,24 @@ class State:
     ports: Ports = field(default_factory=Ports)
     pids: dict[str, int] = field(default_factory=dict)
     fleet: dict[str, Any] = field(default_factory=dict)
+    node: NodeState = field(default_factory=NodeState)
 
     @classmethod
     def load(cls, path: Path) -> State:
         if not path.exists():
             return cls()
         raw = json.loads(path.read_text())
-        return cls(ports=Ports(**raw.get("ports", {})), pids=raw.get("pids", {}), fleet=raw.get("fleet", {}))
+        return cls(
+            ports=Ports(**raw.get("ports", {})),
+            pids=raw.get("pids", {}),
+            fleet=raw.get("fleet", {}),
+            node=NodeState(**raw.get("node", {})),
+        )
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ports": asdict(self.ports), "pids": self.pids, "fleet": self.fleet}, indent=2))
+        body = {"ports": asdict(self.ports), "pids": self.pids, "fleet": self.fleet, "node": asdict(self.node)}
+        tmp.write_text(json.dumps(body, indent=2))
         tmp.replace(path)
 
 
@@ -126,25 +125,16 @@ def default_state_dir(name: str = "default") -> Path:
     return Path(override) if override else build.cache_root() / "clusters" / name
 
 
-# The order components start in; `down` stops them in reverse.
-COMPONENTS = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-    "kuberay-operator",
-    "dask-operator",
-)
-
-
 class DevCluster:
     """One local cluster rooted at a state directory."""
 
-    def __init__(self, state_dir: Path | None = None, fleet: FleetSpec | None = None) -> None:
+    def __init__(
+        self, state_dir: Path | None = None, fleet: FleetSpec | None = None, real_node: RealNodeSpec | None = None
+    ) -> None:
         self.dir = (state_dir or default_state_dir()).resolve()
         self.tc = build.toolchain()
         self.fleet = fleet or FleetSpec()
+        self.real_node = real_node or RealNodeSpec.from_env()
 
     # ---- paths ----------------------------------------------------------------------------------------
     @property
@@ -158,6 +148,10 @@ class DevCluster:
     @property
     def log_dir(self) -> Path:
         return self.dir / "logs"
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.dir / "pki")
 
     def state(self) -> State:
         return State.load(self.state_file)
@@ -180,79 +174,172 @@ class DevCluster:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.state().ports.apiserver}"
+        st = self.state()
+        return f"https://{st.node.api_host}:{st.ports.apiserver}"
+
+    # ---- the real node ---------------------------------------------------------------------------------
+    def node(self, st: State | None = None) -> RealNode | None:
+        """The real node, when this cluster runs one."""
+        st = st or self.state()
+        if not st.node.enabled or st.node.slot is None:
+            return None
+        return RealNode(self.dir, self.tc, network.NodeNetwork(st.node.slot, self.dir / "node" / "ns"), self.real_node)
+
+    def has_real_node(self) -> bool:
+        return self.node() is not None
+
+    def _components(self, st: State) -> tuple[str, ...]:
+        return COMPONENTS + (NODE_COMPONENTS if st.node.enabled else ())
+
+    def _plan_node(self, st: State) -> None:
+        """Decide whether this ``up`` runs a real node, and on which network slot."""
+        if not self.real_node.enabled:
+            st.node = NodeState(reason=f"turned off ({ENV_SWITCH}=0)")
+            return
+        missing = host.missing_for_real_node()
+        if missing:
+            st.node = NodeState(reason="this machine cannot run a real node: " + "; ".join(missing))
+            _log(f"no real node, the KWOK fleet runs alone; {st.node.reason}")
+            return
+        slot = st.node.slot
+        if slot is None or not st.node.enabled:
+            slot = network.free_slot(set())
+        st.node = NodeState(
+            enabled=True,
+            slot=slot,
+            api_host=network.NodeNetwork(slot, self.dir / "node" / "ns").host_ip,
+            sysctls_before=st.node.sysctls_before,
+        )
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def running(self) -> dict[str, bool]:
         st = self.state()
-        return {name: pid_alive(st.pids.get(name)) for name in COMPONENTS}
+        return {name: pid_alive(st.pids.get(name)) for name in self._components(st)}
 
     def healthy(self) -> bool:
-        return all(self.running().values()) and self._apiserver_ready(self.state().ports.apiserver)
+        return all(self.running().values()) and self._apiserver_ready()
 
-    def up(self, build_if_missing: bool = True) -> DevCluster:
+    def up(self, build_if_missing: bool = True, load_images: bool = True) -> DevCluster:
+        """Start what is not running. ``load_images`` puts the project's images built by ``make images`` into the
+        real node's containerd."""
         started = time.monotonic()
         if build_if_missing:
-            build.ensure_built()
-        elif not build.is_built(self.tc):
+            build.ensure_built(node=self.real_node.enabled)
+        elif not build.is_built(self.tc, node=self.real_node.enabled):
             raise DevClusterError("the control plane is not built; run `portalis devcluster up` once to build it")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         st = self.state()
-        alive = {name: pid_alive(st.pids.get(name)) for name in COMPONENTS}
-        if all(alive.values()) and self._apiserver_ready(st.ports.apiserver) and self._nodes_ready():
+        wanted_node = self.real_node.enabled and not host.missing_for_real_node()
+        alive = {name: pid_alive(st.pids.get(name)) for name in self._components(st)}
+        if (
+            all(alive.values())
+            and st.node.enabled == wanted_node
+            and self._apiserver_ready()
+            and self._nodes_ready()
+            and (not st.node.enabled or self._real_node_ready())
+        ):
             _log(f"already running (kubeconfig {self.kubeconfig})")
             return self
-        if not alive["etcd"] or not alive["kube-apiserver"]:
-            # the ports of the data layer must be stable for the rest; a partial stack is restarted whole
+        data_layer_down = not alive["etcd"] or not alive["kube-apiserver"]
+        if data_layer_down or st.node.enabled != wanted_node:
+            # the ports and address of the data layer must be stable for the rest: a partial stack starts again
             self._stop_all(st)
-            st = State(ports=st.ports, fleet=st.fleet)
+            st = State(ports=st.ports, fleet=st.fleet, node=st.node)
             st.ports.allocate()
         st.ports.fill_missing()
-        self._write_pki()
-        self._write_kubeconfig(st.ports.apiserver)
+        self._plan_node(st)
+        node = self.node(st)
+        if node is not None:
+            network.up(node.net)
+        st.save(self.state_file)
+        self._write_pki(st)
+        self._write_kubeconfig(st)
         st.fleet = asdict(self.fleet)
         for name in COMPONENTS:
             if pid_alive(st.pids.get(name)):
                 continue
-            self._start(name, st)
+            self._start(name, st, controlplane.argv(name, self._layout(st)))
             st.save(self.state_file)
             if name == "kube-apiserver":
-                self._wait(lambda: self._apiserver_ready(st.ports.apiserver), 90, "kube-apiserver /readyz")
+                self._wait(self._apiserver_ready, 90, "kube-apiserver /readyz")
                 self._bootstrap()
         if alive["kube-apiserver"]:
             self._bootstrap()  # a repaired cluster may have lost its nodes or CRDs; applying is idempotent
         self._wait(self._nodes_ready, 60, "KWOK GPU nodes Ready")
         self._wait(self._kuberay_ready, 60, "KubeRay operator healthy")
         self._wait(self._dask_operator_ready, 60, "dask-kubernetes operator healthy")
+        if node is not None:
+            self._node_up(node, st, load_images)
         _log(f"up in {time.monotonic() - started:.1f}s; export KUBECONFIG={self.kubeconfig}")
         return self
+
+    def _node_up(self, node: RealNode, st: State, load_images: bool) -> None:
+        """containerd, the system images, the kubelet, fake GPUs on the Node, kube-proxy and CoreDNS."""
+        if not st.node.sysctls_before:
+            st.node.sysctls_before = host.read_sysctls(host.KERNEL_TUNABLES)
+            st.save(self.state_file)
+        node.write_config(self.server)
+        node.make_cgroups()
+        if not pid_alive(st.pids.get("containerd")):
+            self._start("containerd", st, node.argv("containerd"), env=node.env())
+            st.save(self.state_file)
+        self._wait(lambda: node.ctr("version").returncode == 0, 60, "containerd serving its socket")
+        node.load_system_images()
+        if load_images:
+            images.load_into(node)
+        for name in ("kubelet", "kube-proxy"):
+            if not pid_alive(st.pids.get(name)):
+                self._start(name, st, node.argv(name), env=node.env())
+                st.save(self.state_file)
+        self._wait(self._real_node_registered, 90, f"the kubelet to register {NODE_NAME}")
+        gpus = [{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": str(self.real_node.gpus)}]
+        self.kubectl("patch", "node", NODE_NAME, "--subresource=status", "--type=json", "-p", json.dumps(gpus))
+        self._wait(self._real_node_ready, 90, f"{NODE_NAME} Ready with nvidia.com/gpu allocatable")
+        objects = build_coredns(COREDNS_IMAGE, NODE_SELECTOR, TOLERATIONS)
+        self._apply("-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+        self.kubectl("rollout", "status", "-n", "kube-system", "deployment/coredns", "--timeout=120s", timeout=150)
+        _log(f"real node {NODE_NAME} Ready (containerd, {self.real_node.gpus} nvidia.com/gpu, kube-proxy, CoreDNS)")
 
     def restart(self, name: str) -> None:
         """Stop and start one component (chaos tests restart the kube-apiserver this way)."""
         st = self.state()
         self._stop_pid(name, st.pids.get(name))
-        self._start(name, st)
+        node = self.node(st)
+        if name in NODE_COMPONENTS and node is not None:
+            self._start(name, st, node.argv(name), env=node.env())
+        else:
+            self._start(name, st, controlplane.argv(name, self._layout(st)))
         st.save(self.state_file)
         if name == "kube-apiserver":
-            self._wait(lambda: self._apiserver_ready(st.ports.apiserver), 90, "kube-apiserver /readyz")
+            self._wait(self._apiserver_ready, 90, "kube-apiserver /readyz")
 
     def down(self, purge: bool = True) -> None:
         st = self.state()
+        node = self.node(st)
+        if node is not None:
+            node.stop(st.pids, self._stop_pid)
         self._stop_all(st)
+        if node is not None:
+            network.down(node.net)
+            host.write_sysctls(st.node.sysctls_before)
+            st.node.sysctls_before = {}
         if purge:
-            for sub in ("etcd-data",):
+            for sub in ("etcd-data", "node/kubelet", "node/state", "node/run", "node/pod-logs", "node/cni/ipam"):
                 path = self.dir / sub
                 if path.exists():
-                    subprocess.run(["rm", "-rf", str(path)], check=False)
+                    shutil.rmtree(path, ignore_errors=True)
         st.pids = {}
         if self.dir.exists():
             st.save(self.state_file)
         _log("down")
 
     # ---- internals ------------------------------------------------------------------------------------
+    def _layout(self, st: State) -> controlplane.Layout:
+        return controlplane.Layout(self.tc, self.dir, self.kubeconfig, st.ports, st.node.api_host)
+
     def _stop_all(self, st: State) -> None:
-        for name in reversed(COMPONENTS):
+        for name in reversed(self._components(st)):
             self._stop_pid(name, st.pids.pop(name, None))
 
     @staticmethod
@@ -272,164 +359,11 @@ class DevCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 
-    def _argv(self, name: str, p: Ports) -> list[str]:
-        tc, d, kc = self.tc, self.dir, str(self.kubeconfig)
-        pki = d / "pki"
-        if name == "etcd":
-            return [
-                str(tc.etcd),
-                "--data-dir",
-                str(d / "etcd-data"),
-                "--name",
-                "portalis-dev",
-                "--listen-client-urls",
-                f"http://127.0.0.1:{p.etcd_client}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{p.etcd_client}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{p.etcd_peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{p.etcd_peer}",
-                "--initial-cluster",
-                f"portalis-dev=http://127.0.0.1:{p.etcd_peer}",
-                "--unsafe-no-fsync",
-                "--quota-backend-bytes",
-                str(4 * 1024**3),
-                "--log-level",
-                "warn",
-            ]
-        if name == "kube-apiserver":
-            return [
-                str(tc.k8s("kube-apiserver")),
-                "--etcd-servers",
-                f"http://127.0.0.1:{p.etcd_client}",
-                "--bind-address",
-                "127.0.0.1",
-                "--advertise-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(p.apiserver),
-                "--cert-dir",
-                str(pki / "serving"),
-                "--token-auth-file",
-                str(pki / "tokens.csv"),
-                "--authorization-mode",
-                "Node,RBAC",
-                "--service-account-issuer",
-                "https://kubernetes.default.svc.cluster.local",
-                "--service-account-key-file",
-                str(pki / "sa.pub"),
-                "--service-account-signing-key-file",
-                str(pki / "sa.key"),
-                "--api-audiences",
-                "https://kubernetes.default.svc.cluster.local",
-                "--service-cluster-ip-range",
-                "10.96.0.0/16",
-                "--enable-admission-plugins",
-                "ExtendedResourceToleration",
-                "--allow-privileged=true",
-                "--profiling=false",
-                "--v",
-                "1",
-                "--max-requests-inflight",
-                "800",
-                "--max-mutating-requests-inflight",
-                "400",
-            ]
-        if name == "kube-controller-manager":
-            return [
-                str(tc.k8s("kube-controller-manager")),
-                "--kubeconfig",
-                kc,
-                "--authentication-kubeconfig",
-                kc,
-                "--authorization-kubeconfig",
-                kc,
-                "--leader-elect=false",
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(p.controller_manager),
-                "--service-account-private-key-file",
-                str(pki / "sa.key"),
-                "--root-ca-file",
-                str(pki / "serving" / "apiserver.crt"),
-                "--use-service-account-credentials=false",
-                "--cluster-cidr",
-                "10.244.0.0/16",
-                "--controllers",
-                "*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner",
-                "--kube-api-qps",
-                "200",
-                "--kube-api-burst",
-                "400",
-                "--concurrent-gc-syncs",
-                "20",
-                "--v",
-                "1",
-            ]
-        if name == "kube-scheduler":
-            return [
-                str(tc.k8s("kube-scheduler")),
-                "--kubeconfig",
-                kc,
-                "--authentication-kubeconfig",
-                kc,
-                "--authorization-kubeconfig",
-                kc,
-                "--leader-elect=false",
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(p.scheduler),
-                "--kube-api-qps",
-                "200",
-                "--kube-api-burst",
-                "400",
-                "--v",
-                "1",
-            ]
-        if name == "kwok":
-            stages = sorted(str(f) for f in tc.kwok_stages.glob("*.yaml"))
-            return [
-                str(tc.kwok),
-                "--kubeconfig",
-                kc,
-                "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--node-ip",
-                "10.0.0.1",
-                "--cidr",
-                "10.0.0.1/16",
-                "--node-lease-duration-seconds",
-                "40",
-                "--server-address",
-                f"127.0.0.1:{p.kwok}",
-                *[f"--config={s}" for s in stages],
-            ]
-        if name == "kuberay-operator":
-            return [
-                str(tc.ray_operator),
-                f"--kubeconfig={kc}",
-                "--enable-leader-election=false",
-                f"--metrics-addr=127.0.0.1:{p.kuberay_metrics}",
-                f"--health-probe-bind-address=127.0.0.1:{p.kuberay_probe}",
-                "--log-stdout-encoder=console",
-                "--reconcile-concurrency=8",
-            ]
-        if name == "dask-operator":
-            # dask-kubernetes' own operator (kopf), from the installed wheel
-            return [
-                sys.executable, "-m", "kopf", "run", "-m", "dask_kubernetes.operator.controller",
-                "--all-namespaces", "--standalone", f"--liveness=http://127.0.0.1:{p.dask_operator}/healthz",
-            ]  # fmt: skip
-        raise KeyError(name)
-
-    def _start(self, name: str, st: State) -> None:
-        argv = self._argv(name, st.ports)
+    def _start(self, name: str, st: State, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
-        env = self.env()
-        env.pop("KWOK_KUBE_CONFIG", None)
+        if env is None:
+            env = self.env()
+            env.pop("KWOK_KUBE_CONFIG", None)
         proc = subprocess.Popen(
             argv,
             stdout=log,
@@ -446,36 +380,24 @@ class DevCluster:
         if proc.poll() is not None:
             raise DevClusterError(f"{name} exited at once; see {self.log_dir / (name + '.log')}")
 
-    def _write_pki(self) -> None:
-        pki = self.dir / "pki"
-        (pki / "serving").mkdir(parents=True, exist_ok=True)
-        if not (pki / "sa.key").exists():
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric import rsa
+    def _write_pki(self, st: State) -> None:
+        pki = self.pki
+        pki.ensure_service_account_key()
+        pki.ensure(apiserver_cert(st.node.api_host, network.KUBERNETES_SERVICE_IP))
+        pki.ensure(APISERVER_KUBELET_CLIENT)
+        (pki.dir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
 
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            (pki / "sa.key").write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.TraditionalOpenSSL,
-                    serialization.NoEncryption(),
-                )
-            )
-            (pki / "sa.pub").write_bytes(
-                key.public_key().public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-            )
-        (pki / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
-
-    def _write_kubeconfig(self, port: int) -> None:
+    def _write_kubeconfig(self, st: State) -> None:
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
                 {
                     "name": "portalis-dev",
-                    "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True},
+                    "cluster": {
+                        "server": f"https://{st.node.api_host}:{st.ports.apiserver}",
+                        "certificate-authority": str(self.pki.ca_cert),
+                    },
                 }
             ],
             "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
@@ -485,11 +407,8 @@ class DevCluster:
         self.kubeconfig.write_text(json.dumps(cfg, indent=2))
         self.kubeconfig.chmod(0o600)
 
-    @staticmethod
-    def _get(url: str, token: str | None = ADMIN_TOKEN, timeout: float = 2) -> tuple[int, str]:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+    def _get(self, url: str, token: str | None = ADMIN_TOKEN, timeout: float = 2) -> tuple[int, str]:
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert)) if url.startswith("https") else None
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
@@ -499,8 +418,9 @@ class DevCluster:
         except (OSError, ValueError):
             return 0, ""
 
-    def _apiserver_ready(self, port: int) -> bool:
-        return bool(port) and self._get(f"https://127.0.0.1:{port}/readyz")[0] == 200
+    def _apiserver_ready(self) -> bool:
+        st = self.state()
+        return bool(st.ports.apiserver) and self._get(f"{self.server}/readyz")[0] == 200
 
     def _wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -513,47 +433,55 @@ class DevCluster:
             time.sleep(0.2)
         raise DevClusterError(f"timed out after {timeout:.0f}s waiting for {what}; logs are in {self.log_dir}")
 
+    def _apply(self, *paths_or_stdin: str, input: str | None = None) -> None:
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=portalis-devcluster",
+            *paths_or_stdin,
+            input=input,
+        )
+
     def _bootstrap(self) -> None:
         """Objects every run needs: the fake GPU fleet and KubeRay's CRDs (idempotent server-side apply)."""
         nodes = build_nodes(self.fleet)
+        self._apply("-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+        self._apply("-f", str(self.tc.ray_crds))
+        self._apply("-f", str(dask_crd_dir()))
         self.kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=portalis-devcluster",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}),
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/rayclusters.ray.io",
+            "crd/rayjobs.ray.io",
+            "crd/daskclusters.kubernetes.dask.org",
         )
-        self.kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=portalis-devcluster",
-            "-f",
-            str(self.tc.ray_crds),
-        )
-        self.kubectl(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=portalis-devcluster",
-            "-f", str(dask_crd_dir()),
-        )  # fmt: skip
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/rayclusters.ray.io", "crd/rayjobs.ray.io", "crd/daskclusters.kubernetes.dask.org",
-        )  # fmt: skip
 
-    def _nodes_ready(self) -> bool:
+    def _nodes(self) -> dict[str, dict[str, Any]]:
         proc = self.kubectl("get", "nodes", "-o", "json", check=False)
         if proc.returncode != 0:
-            return False
-        items = json.loads(proc.stdout)["items"]
+            return {}
+        return {i["metadata"]["name"]: i for i in json.loads(proc.stdout)["items"]}
+
+    @staticmethod
+    def _ready(node: dict[str, Any]) -> bool:
+        conditions = node.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def _nodes_ready(self) -> bool:
+        nodes = self._nodes()
         want = {n["metadata"]["name"] for n in build_nodes(self.fleet)}
-        ready = {
-            i["metadata"]["name"]
-            for i in items
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in i.get("status", {}).get("conditions", []))
-        }
-        return want <= ready
+        return all(name in nodes and self._ready(nodes[name]) for name in want)
+
+    def _real_node_registered(self) -> bool:
+        return NODE_NAME in self._nodes()
+
+    def _real_node_ready(self) -> bool:
+        node = self._nodes().get(NODE_NAME)
+        if node is None or not self._ready(node):
+            return False
+        return bool(node["status"].get("allocatable", {}).get("nvidia.com/gpu"))
 
     def _kuberay_ready(self) -> bool:
         port = self.state().ports.kuberay_probe
@@ -565,8 +493,18 @@ class DevCluster:
 
     def describe(self) -> Iterable[str]:
         st = self.state()
-        for name in COMPONENTS:
+        for name in self._components(st):
             pid = st.pids.get(name)
             yield f"{name:<26} {'running' if pid_alive(pid) else 'stopped':<8} pid={pid or '-'}"
-        yield f"{'kube-apiserver /readyz':<26} {'ok' if self._apiserver_ready(st.ports.apiserver) else 'down'}"
+        yield f"{'kube-apiserver /readyz':<26} {'ok' if self._apiserver_ready() else 'down'}"
+        if st.node.enabled:
+            node = self._nodes().get(NODE_NAME, {})
+            status = node.get("status", {})
+            runtime = status.get("nodeInfo", {}).get("containerRuntimeVersion", "-")
+            gpus = status.get("allocatable", {}).get("nvidia.com/gpu", "0")
+            ready = "Ready" if node and self._ready(node) else "NotReady"
+            ip = network.NodeNetwork(st.node.slot or 0, self.dir / "node" / "ns").node_ip
+            yield f"{'real node ' + NODE_NAME:<26} {ready:<8} {runtime}, nvidia.com/gpu={gpus}, InternalIP {ip}"
+        else:
+            yield f"{'real node':<26} none     {st.node.reason or 'not started'}"
         yield f"kubeconfig                 {self.kubeconfig}"
