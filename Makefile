@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
 APT_PACKAGES := redis-server prometheus prometheus-alertmanager jq
+# the real node (runc, CNI plugins, iptables for kube-proxy) and the image builds (buildah, mmdebstrap)
+NODE_APT_PACKAGES := runc containernetworking-plugins iptables buildah mmdebstrap
 PYTEST_ARGS ?=
 BENCH ?=
 
@@ -22,21 +24,27 @@ $(STAMP): pyproject.toml devcluster/pyproject.toml
 
 venv: $(STAMP) ## the virtualenv at .venv with Portalis and its dev tools
 
-apt-deps: ## Debian packages the tests need (redis-server; prometheus for promtool and, with prometheus-alertmanager, the GPU alert tests)
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+apt-deps: ## Debian packages the tests need (redis-server; prometheus and alertmanager; runc, CNI, iptables, buildah, mmdebstrap for the real node)
+	@missing=""; for p in $(APT_PACKAGES) $(NODE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $$missing; \
 	fi
 
-control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane from Go modules
+control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane and real node from Go modules
 	$(PY) -m portalis_devcluster.build
+
+images: venv apt-deps ## build the operator and worker images with buildah (cached by content) and load them into the real node
+	$(PY) -m portalis_devcluster.images
 
 deps: venv apt-deps control-plane ## everything the tests need
 
-test: deps ## the whole suite: unit, integration and end-to-end, on one shared local cluster
+test: deps test-images ## the whole suite: unit, integration and end-to-end, on one shared local cluster
 	@set +e; $(PYTEST) tests e2e $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+test-images: venv apt-deps
+	@$(PY) -m portalis_devcluster.images --if-real-node
 
 test-unit: venv ## unit tests only (no servers, no cluster)
 	@set +e; $(PYTEST) tests/unit $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
@@ -107,4 +115,4 @@ audit: venv ## check requirements.lock against PyPI's vulnerability data (pip-au
 clean: ## remove the virtualenv and caches in the tree (the control-plane cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv apt-deps control-plane deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean
+.PHONY: help venv apt-deps control-plane images test-images deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean
