@@ -65,6 +65,22 @@ def crds(kube: DevCluster) -> DevCluster:
     return install_crds(kube)
 
 
+# Operators the session started as local processes; tests that run the operator from its chart pause them.
+LOCAL_OPERATORS: list[OperatorProcess] = []
+
+
+@pytest.fixture(scope="module")
+def local_operators_paused() -> Iterator[None]:
+    """No local operator process reconciles while the tests of a module run the operator in a pod: two operators
+    would both write the same objects' status."""
+    paused = [op for op in LOCAL_OPERATORS if op.alive()]
+    for op in paused:
+        op.stop()
+    yield
+    for op in paused:
+        op.start()
+
+
 @pytest.fixture(scope="session")
 def operator(crds: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """The operator under test; its metering clock runs ahead by the seconds in ``clock_file`` (0 at start)."""
@@ -74,5 +90,7 @@ def operator(crds: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     proc = OperatorProcess(crds, workdir / "operator.log")
     proc.clock_file = clock_file
     proc.start({"PORTALIS_CLOCK_OFFSET_FILE": str(clock_file)})
+    LOCAL_OPERATORS.append(proc)
     yield proc
+    LOCAL_OPERATORS.remove(proc)
     proc.stop()
