@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from portalis.controllers import job as job_controller
 from portalis.controllers.caches import ObjectCache, cluster_of_job
+from portalis.controllers.job import handlers as job_controller
 from portalis.controllers.runtime import changed
 from portalis.desired.cluster_status import reconcile_fingerprint
 from portalis.desired.job_status import (

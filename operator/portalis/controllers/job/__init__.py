@@ -1,0 +1,16 @@
+"""TranslationJob controller: plan a job from S3, feed its items to the cluster's queue, and report progress.
+
+Level-triggered like the cluster controller: events about a job (or about the cluster it names) enqueue the
+job's key; a reconcile observes the job, its cluster, its plan in S3 and its counters in Redis, acts (plan,
+enqueue, hold, resume, rebuild a lost queue, write the report), and patches status only when it changed.
+Every action is idempotent: the plan is written under a key derived from the job's uid, enqueueing resumes
+from a counter kept in Redis, and counters are exactly-once, so a crash at any point repeats no work.
+A finalizer lets the job's queued items be removed when the job is deleted.
+
+Modules: ``handlers`` (kopf events, start-up), ``reconcile`` (one look), ``drive`` (queue actions),
+``plan`` (the plan in S3), ``paths``, ``events``, ``cleanup`` (deleted jobs), ``context`` (what is kept).
+"""
+
+from portalis.controllers.job import handlers  # registers the kopf handlers
+
+__all__ = ["handlers"]
