@@ -28,8 +28,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 PRICES = Prices(on_demand=Decimal("3.60"), spot=Decimal("1.20"))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_daily_window_starts_at_local_midnight_across_dst() -> None:

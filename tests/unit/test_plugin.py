@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from portalis.api.meta import parse_time
 from portalis.api.v1alpha1 import TranslationJob
 from portalis.cli import kubeconfig
 from portalis.cli.kubeconfig import PluginError
@@ -30,7 +31,6 @@ from portalis.cli.kubectl.output import (
     conditions_needing_attention,
     format_duration,
     format_money,
-    parse_time,
     progress_bar,
     progress_line,
     render_table,
@@ -287,7 +287,7 @@ def test_window_start() -> None:
     assert window_start("day", NOW) == datetime(2026, 11, 19, tzinfo=UTC)
     assert window_start("week", NOW) == datetime(2026, 11, 16, tzinfo=UTC)  # Monday
     assert window_start("month", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown window"):
         window_start("year", NOW)
 
 
@@ -362,7 +362,7 @@ def test_names_prefixes_and_counts() -> None:
     assert parse_count_or_percent("3") == 3
     assert parse_count_or_percent(" 10% ") == "10%"
     for bad in ("ten", "-1", "101%", "1.5"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"count such as 3 or a percentage|must be between 0% and 100%"):
             parse_count_or_percent(bad)
     assert parse_cluster_ref("h100", "ml") == ("ml", "h100")
     assert parse_cluster_ref("shared/h100", "ml") == ("shared", "h100")

@@ -10,6 +10,7 @@ name ``metrics`` to Ray's own exporter on the Ray container), for a PodMonitor t
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
@@ -36,6 +37,14 @@ WORKER_METRICS_PORT_NAME = "worker-metrics"
 def raycluster_name(cluster_name: str) -> str:
     """The RayCluster has the TranslationCluster's name, so `kubectl get raycluster NAME` just works."""
     return cluster_name
+
+
+def named_workers_to_delete(raycluster: Mapping[str, Any] | None) -> frozenset[str]:
+    """The worker pods a RayCluster names in its groups' ``scaleStrategy.workersToDelete``."""
+    names: set[str] = set()
+    for group in ((raycluster or {}).get("spec") or {}).get("workerGroupSpecs") or []:
+        names.update((group.get("scaleStrategy") or {}).get("workersToDelete") or [])
+    return frozenset(names)
 
 
 def clamp_replicas(spec: TranslationClusterSpec, replicas: int | None) -> int:

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import redis
 from pydantic import ValidationError
 
+from portalis.api.meta import API_VERSION, Key
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
-from portalis.api.v1alpha1.job import TranslationJobSpec
 from portalis.clients.connections import ConnectionError_
 from portalis.clients.kube import Ref
-from portalis.controllers.caches import SPECS
-from portalis.controllers.job.context import FINALIZER, TJ_API_VERSION, Job, JobContext, log
-from portalis.controllers.job.paths import cluster_key
-from portalis.controllers.runtime import Key, first
+from portalis.controllers.caches import first
+from portalis.controllers.job.context import JobContext, log
 from portalis.desired.job_status import (
     orphaned_jobs,
 )
-
-SWEEP_SECONDS = float(os.environ.get("PORTALIS_JOB_SWEEP_SECONDS", "60"))
-
-
-async def remove_finalizer(ctx: JobContext, job: Job, spec: TranslationJobSpec) -> None:
-    """The job is being deleted and still carries the finalizer of earlier versions: remove its items from
-    the queue, then the finalizer. (Jobs without it are cleaned up when their deletion is seen, or by the sweep.)"""
-    finalizers = list(job.meta.get("finalizers") or [])
-    if FINALIZER not in finalizers:
-        return
-    cluster = cluster_key(job.key, spec)
-    await forget_in_queue(ctx, cluster, job.uid, f"{job.key[0]}/{job.key[1]}: deleted")
-    remaining = [f for f in finalizers if f != FINALIZER]
-    # a JSON merge patch replaces the list; the resourceVersion guard turns a concurrent change into a retry
-    await asyncio.to_thread(
-        ctx.kube.patch,
-        job.ref,
-        {"metadata": {"finalizers": remaining, "resourceVersion": job.meta.get("resourceVersion")}},
-    )
-    forget_memory(ctx, job.uid)
 
 
 async def forget_in_queue(ctx: JobContext, cluster: Key, uid: str, why: str) -> bool:
@@ -47,7 +24,7 @@ async def forget_in_queue(ctx: JobContext, cluster: Key, uid: str, why: str) -> 
     if tc_body is None or not uid:
         return False
     try:
-        tc = SPECS.parse(TranslationClusterSpec, tc_body)
+        tc = ctx.specs.parse(TranslationClusterSpec, tc_body)
         conns = await ctx.connections.for_cluster_async(cluster[0], cluster[1], tc)
         removed = await asyncio.to_thread(conns.queue.cancel_job, uid)
         await asyncio.to_thread(conns.queue.forget_job, uid)
@@ -67,12 +44,12 @@ def forget_memory(ctx: JobContext, uid: str) -> None:
 
 
 async def sweep_queues(ctx: JobContext) -> None:
-    """Every SWEEP_SECONDS, remove from each cluster's queue the jobs that no longer exist: those deleted while
-    the operator was down or whose queue could not be reached then. The watch cache can be short of jobs (just
-    after a start, while the listing is being read), so a uid is removed only when two sweeps in a row found no
-    job for it there and the API server, asked by name, has none with that uid either."""
+    """Every ``PORTALIS_JOB_SWEEP_SECONDS``, remove from each cluster's queue the jobs that no longer exist:
+    those deleted while the operator was down or whose queue could not be reached then. The watch cache can be
+    short of jobs (just after a start, while the listing is being read), so a uid is removed only when two sweeps
+    in a row found no job for it there and the API server, asked by name, has none with that uid either."""
     while True:
-        await asyncio.sleep(SWEEP_SECONDS)
+        await asyncio.sleep(ctx.config.job_sweep_seconds)
         for cluster in list(ctx.clusters.keys()):
             try:
                 await _sweep_cluster(ctx, cluster)
@@ -84,7 +61,7 @@ async def _sweep_cluster(ctx: JobContext, cluster: Key) -> None:
     tc_body = first(ctx.clusters, cluster)
     if tc_body is None:
         return
-    tc = SPECS.parse(TranslationClusterSpec, tc_body)
+    tc = ctx.specs.parse(TranslationClusterSpec, tc_body)
     conns = await ctx.connections.for_cluster_async(cluster[0], cluster[1], tc)
     held = await asyncio.to_thread(conns.queue.job_uids)
     live = {
@@ -96,7 +73,7 @@ async def _sweep_cluster(ctx: JobContext, cluster: Key) -> None:
     ctx.suspects[cluster] = suspects
     for uid in remove:
         namespace, _, name = held[uid].partition("/")
-        ref = Ref(TJ_API_VERSION, "TranslationJob", namespace, name, uid)
+        ref = Ref(API_VERSION, "TranslationJob", namespace, name, uid)
         found = await asyncio.to_thread(ctx.kube.get, ref) if namespace and name else None
         if found is not None and (found.get("metadata") or {}).get("uid") == uid:
             continue  # the API server still has it: the watch cache is behind, not the job gone

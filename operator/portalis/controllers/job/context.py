@@ -5,54 +5,56 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-import kopf
-
-from portalis import GROUP, VERSION
+from portalis.api.meta import Key
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube, Ref
-from portalis.controllers.caches import ObjectCache, Recent
+from portalis.config import OperatorConfig
+from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache
+from portalis.controllers.observer import QueueObserver
 from portalis.controllers.redis_gate import RedisGate
-from portalis.controllers.runtime import Controller, Key
-from portalis.desired.job_status import (
-    RateTracker,
-)
+from portalis.controllers.runtime import Controller
+from portalis.desired.job_actions import Progress
+from portalis.desired.job_status import RateTracker
 from portalis.desired.plan import PlanItem
 
 log = logging.getLogger("portalis.job")
 
-# Jobs carried this finalizer before queue clean-up moved to the deletion event and the sweep; it is still
-# removed from jobs that have it, so that they can be deleted.
-FINALIZER = f"{GROUP}/queue-cleanup"
-
-
-TJ_API_VERSION = f"{GROUP}/{VERSION}"
+Index = Mapping[Key, Iterable[dict[str, Any]]]
 
 
 @dataclass
 class JobContext:
-    controller: Controller
+    """The job controller: its reconcile loop, what it reads (shared with the other controllers) and what it
+    remembers of each job (plans, rates, the last progress, counters already exported)."""
+
+    loop: Controller
     jobs: ObjectCache
-    clusters: kopf.Index[Key, dict[str, Any]]
+    clusters: Index
+    pods: Index
+    nodes: NodeCache
     kube: Kube
     connections: Connections
+    gate: RedisGate
+    observer: QueueObserver
+    specs: SpecCache
+    config: OperatorConfig
     plans: OrderedDict[str, list[PlanItem]] = field(default_factory=OrderedDict)
     plan_items: int = 0  # items in all plans held
     rates: dict[str, RateTracker] = field(default_factory=dict)
-    progress_at: dict[str, tuple[float, int]] = field(default_factory=dict)
+    progress_at: dict[str, Progress] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     counted: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     deleted: dict[Key, tuple[str, Key]] = field(default_factory=dict)  # job -> (uid, cluster), until cleaned up
     suspects: dict[Key, set[str]] = field(default_factory=dict)  # cluster -> uids without a job at the last sweep
+    prices: dict[Key, tuple[float, Decimal]] = field(default_factory=dict)  # cluster -> (when, item GPU-hour price)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    waiting: Recent[int] = field(default_factory=Recent)  # cluster -> items waiting in its queue
-    busy: Recent[dict[str, int]] = field(default_factory=Recent)  # cluster -> job -> workers busy with it
-    cluster_seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
-    redis: RedisGate = field(default_factory=RedisGate.shared)
 
 
 @dataclass

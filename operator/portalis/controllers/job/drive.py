@@ -1,41 +1,39 @@
-"""Driving a job through its cluster's queue: enqueue, hold, resume, rebuild, recover a stall, report."""
+"""Driving a job through its cluster's queue: plan, then enqueue, hold, resume or rebuild as
+``desired.job_actions`` decides, recover a stall, and gather what status is computed from."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from portalis import metrics
+from portalis.api.meta import Key
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
 from portalis.api.v1alpha1.job import TranslationJobSpec
 from portalis.clients.connections import ClusterConnections
-from portalis.clients.queue import WorkItem
+from portalis.clients.queue import JobStats, WorkItem
 from portalis.controllers.job.context import Job, JobContext
 from portalis.controllers.job.events import post_event
-from portalis.controllers.job.paths import cluster_key, output_bucket, output_prefix, plan_key, s3_url
 from portalis.controllers.job.plan import load_plan, rebuild_queue, write_report
-from portalis.desired.job_status import (
-    JobObservation,
-    Problem,
-    RateTracker,
-    budget_exceeded,
-    cost_of,
-    tenants_over_budget,
+from portalis.controllers.observer import QueueSnapshot
+from portalis.desired.budget import gpus_by_capacity, item_price, prices_of
+from portalis.desired.job_actions import (
+    STALL_SECONDS,
+    QueueAction,
+    budget_hold,
+    queue_action,
+    queue_state,
+    stall,
+    too_large_reason,
 )
+from portalis.desired.job_paths import cluster_key, output_bucket, output_prefix, plan_key, s3_url
+from portalis.desired.job_status import JobObservation, Problem, RateTracker, cost_of
 from portalis.desired.plan import PlanItem
+from portalis.desired.podview import view_pod
 
-STALL_SECONDS = 60.0
-
-
-def price_per_gpu_hour(tc: TranslationClusterSpec) -> Decimal:
-    if tc.pricing is None:
-        return Decimal(0)
-    if tc.workers.spot and tc.pricing.spot_gpu_hour:
-        return Decimal(tc.pricing.spot_gpu_hour)
-    return Decimal(tc.pricing.on_demand_gpu_hour)
+PRICE_SECONDS = 1.0  # how long the jobs of a cluster share one price reading
 
 
 async def drive(
@@ -45,12 +43,13 @@ async def drive(
     tc: TranslationClusterSpec,
     tc_body: dict[str, Any],
     conns: ClusterConnections,
-    now: datetime,
 ) -> JobObservation:
     """Plan, enqueue, hold or resume, rebuild, and report; returns what status is computed from."""
-    base = {
+    cluster = cluster_key(job.key, spec)
+    price = item_price_of(ctx, cluster, tc)
+    base: dict[str, Any] = {
         "created": job.created,
-        "price_per_gpu_hour": price_per_gpu_hour(tc),
+        "price_per_gpu_hour": price,
         "output_location": s3_url(output_bucket(spec), output_prefix(spec, job.key[1])),
     }
     plan_loc = s3_url(conns.bucket, plan_key(*job.key, job.uid))
@@ -60,35 +59,30 @@ async def drive(
     stored = stats.epoch_present or bool(job.status.get("planLocation") or job.status.get("startTime"))
     plan_or_problem = await load_plan(ctx, job, spec, conns, stored)
     if isinstance(plan_or_problem, Problem):
-        return JobObservation(problem=plan_or_problem, **base)  # type: ignore[arg-type]
+        return JobObservation(problem=plan_or_problem, **base)
     plan, planned = plan_or_problem
-    too_large = {i.item_id: f"larger than the {_mb(i.size_bytes)} limit" for i in plan if i.too_large}
-    for item_id, reason in too_large.items():
-        await asyncio.to_thread(queue.record_failure, job.uid, item_id, f"too large: {reason}")
-    queueable = [i for i in plan if not i.too_large]
-    items = [_work_item(job, spec, i) for i in queueable]
-    started = bool(job.status.get("startTime")) or stats.epoch_present
+    too_large = [i for i in plan if i.too_large]
+    for i in too_large:
+        await asyncio.to_thread(queue.record_failure, job.uid, i.item_id, too_large_reason(i.size_bytes))
+    items = [work_item(job, spec, i) for i in plan if not i.too_large]
+    state = queue_state(job.status, stats.epoch_present, stats.enqueued)
+    started = state.started or stats.epoch_present
+    held = budget_hold(
+        job.key, spec, cluster, tc, tc_body.get("status") or {}, cost_of(stats.gpu_seconds, price), started
+    )
+    holding = spec.suspend or held is not None
+    action = queue_action(state, holding, len(items))
     fresh = False
     acted = bool(too_large)  # whether this look changed the job's counters (else the stats read above stand)
-    held = budget_hold(spec, job, tc, tc_body, cost_of(stats.gpu_seconds, price_per_gpu_hour(tc)), started)
-    holding = spec.suspend or held is not None
-    was_held = job.status.get("phase") == "Suspended" or _condition_true(job.status, "BudgetHeld")
-    first_queue = not holding and not stats.epoch_present and not job.status.get("startTime")
-    if planned is not None and not first_queue:  # (else one Event says both, below: one API write, not two)
+    if planned is not None and action != QueueAction.QUEUE:  # (else one Event says both: one API write, not two)
         await post_event(ctx, job, "Normal", "Planned", f"{planned}.")
-    if holding:
-        if not was_held and started:
-            removed = await asyncio.to_thread(queue.remove_waiting, job.uid)
-            acted = True
-            why = "spec.suspend is true" if spec.suspend else held.message  # type: ignore[union-attr]
-            await post_event(
-                ctx,
-                job,
-                "Normal",
-                "Suspended" if spec.suspend else "BudgetHeld",
-                f"Held {removed} queued items ({why}); items in flight finish.",
-            )
-    elif first_queue:  # never queued before
+    if action == QueueAction.HOLD:
+        removed = await asyncio.to_thread(queue.remove_waiting, job.uid)
+        acted = True
+        why = "spec.suspend is true" if spec.suspend or held is None else held.message
+        reason = "Suspended" if spec.suspend else "BudgetHeld"
+        await post_event(ctx, job, "Normal", reason, f"Held {removed} queued items ({why}); items in flight finish.")
+    elif action == QueueAction.QUEUE:
         await asyncio.to_thread(queue.enqueue, job.uid, items, 0)
         queued = f"queued {len(items)} items at priority {spec.priority}"
         if planned is not None:
@@ -96,15 +90,15 @@ async def drive(
         else:  # the plan was stored by a reconcile that ended before queueing
             await post_event(ctx, job, "Normal", "Queued", f"{queued[0].upper()}{queued[1:]}.")
         fresh = not too_large  # (failures recorded for files too large are not in the stats read before)
-    elif stats.epoch_present and stats.enqueued < len(items) and not was_held:
-        await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)  # after a crash
+    elif action == QueueAction.QUEUE_REST:  # after a crash
+        await asyncio.to_thread(queue.enqueue, job.uid, items[stats.enqueued :], stats.enqueued)
         acted = True
-    elif not stats.epoch_present:
+    elif action == QueueAction.REBUILD:
         restored = await asyncio.to_thread(rebuild_queue, conns, job, items, spec)
         acted = True
         message = f"The queue lost this job's items; re-queued {restored} unfinished items from the plan in S3."
         await post_event(ctx, job, "Warning", "QueueRebuilt", message)
-    elif was_held:
+    elif action == QueueAction.RESUME:
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         acted = True
         await post_event(ctx, job, "Normal", "Resumed", f"Re-queued {requeued} held items.")
@@ -114,22 +108,29 @@ async def drive(
     if acted and not fresh:
         stats = await asyncio.to_thread(queue.job_stats, job.uid)
     finished_items = stats.done + stats.failed
-    in_flight = 0 if fresh else await _in_flight(ctx, spec, job, conns)
     total = len(plan)
-    if (
-        not holding
-        and finished_items < total
-        and in_flight == 0
-        and _stalled(ctx, job, finished_items)
-        and await _queue_idle(ctx, spec, job, conns)
-    ):
+    snapshot: QueueSnapshot | None = None
+
+    async def observed() -> QueueSnapshot:
+        """The cluster's queue as its jobs share it (read at most once a second, and again after a signal)."""
+        nonlocal snapshot
+        if snapshot is None:
+            snapshot = await ctx.observer.read(cluster, conns, max_age=1.0)
+        return snapshot
+
+    in_flight = 0 if fresh else (await observed()).busy_with(f"{job.key[0]}/{job.key[1]}")
+    running = not holding and finished_items < total and in_flight == 0
+    stalled = False
+    if running:
+        ctx.progress_at[job.uid], stalled = stall(ctx.progress_at.get(job.uid), finished_items, time.monotonic())
+    # a stalled job is missing items only when none waits in the cluster's queue; else it waits its turn behind
+    # other jobs' items (looking for its own entries would mean reading the whole queue)
+    if stalled and (await observed()).waiting == 0:
         requeued = await asyncio.to_thread(queue.requeue_remaining, job.uid, items)
         if requeued:
             message = f"No progress for {STALL_SECONDS:.0f}s and nothing in flight: re-queued {requeued} items."
             await post_event(ctx, job, "Warning", "Requeued", message)
-    waiting_turn = (
-        not holding and finished_items < total and in_flight == 0 and not await _queue_idle(ctx, spec, job, conns)
-    )
+    waiting_turn = running and (await observed()).waiting > 0
     _count_items(ctx, job, spec, stats)
     rate = ctx.rates.setdefault(job.uid, RateTracker()).add(time.monotonic(), finished_items)
     paths = {i.item_id: i.relative_path for i in plan}
@@ -154,11 +155,29 @@ async def drive(
         finished=finished and bool(report_location),
         budget_held=None if spec.suspend else held,
         waiting_turn=waiting_turn,
-        **base,  # type: ignore[arg-type]
+        **base,
     )
 
 
-def _count_items(ctx: JobContext, job: Job, spec: TranslationJobSpec, stats: Any) -> None:
+def item_price_of(ctx: JobContext, cluster: Key, tc: TranslationClusterSpec) -> Decimal:
+    """The GPU-hour price of the cluster's items, as metering prices its GPUs: the cluster's prices (or the
+    operator's defaults), spot or on-demand by its running workers' nodes. Read at most once a second per
+    cluster: each of its jobs asks."""
+    known = ctx.prices.get(cluster)
+    now = time.monotonic()
+    if known is not None and now - known[0] <= PRICE_SECONDS:
+        return known[1]
+    pods = [view_pod(p) for p in ctx.pods.get(cluster) or ()]
+    labels = {}
+    for name in {p.node for p in pods if p.is_worker and p.node}:
+        view = ctx.nodes.view(name)
+        labels[name] = dict(view.labels) if view is not None else {}
+    price = item_price(prices_of(tc, ctx.config.default_prices), *gpus_by_capacity(pods, labels), tc.workers.spot)
+    ctx.prices[cluster] = (now, price)
+    return price
+
+
+def _count_items(ctx: JobContext, job: Job, spec: TranslationJobSpec, stats: JobStats) -> None:
     """portalis_items_total from the job's exactly-once counters (counted from this process' first look)."""
     now = (stats.done - stats.cached, stats.cached, stats.failed)
     before = ctx.counted.get(job.uid)
@@ -173,58 +192,8 @@ def _count_items(ctx: JobContext, job: Job, spec: TranslationJobSpec, stats: Any
             metrics.ITEMS.labels(*cluster, outcome).inc(new - old)
 
 
-def _condition_true(status: dict[str, Any], type_: str) -> bool:
-    return any(c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def budget_hold(
-    spec: TranslationJobSpec,
-    job: Job,
-    tc: TranslationClusterSpec,
-    tc_body: dict[str, Any],
-    spent: Decimal,
-    started: bool,
-) -> Problem | None:
-    """Why the budget holds this job's queued items, if it does (the job's own maxCost or its cluster's)."""
-    if spec.max_cost is not None and spent >= Decimal(spec.max_cost):
-        message = f"The job has spent {spent} of its maxCost {spec.max_cost}; raise spec.maxCost to go on."
-        return Problem("MaxCostReached", message, False)
-    if tc.budget is None:
-        return None
-    action = str(tc.budget.on_exceeded)
-    if action == "Alert":
-        return None
-    status = tc_body.get("status") or {}
-    cluster = f"{tc_body['metadata'].get('namespace')}/{tc_body['metadata'].get('name')}"
-    exceeded = budget_exceeded(status)
-    tenant = spec.tenant or job.key[0]
-    tenant_over = tenant in tenants_over_budget(status)
-    cluster_over = bool(exceeded and exceeded.get("status") == "True" and exceeded.get("reason") != "TenantLimit")
-    if not (cluster_over or tenant_over):
-        return None
-    whose = f"tenant {tenant}'s budget" if tenant_over and not cluster_over else f"cluster {cluster}'s budget"
-    if action == "Suspend":
-        return Problem(
-            "BudgetExceeded",
-            f"The {whose} is spent (onExceeded: Suspend); the job resumes when the "
-            "window rolls over or the limit is raised.",
-            False,
-        )
-    if not started:  # BlockScaleUp: running work finishes, new jobs wait
-        return Problem(
-            "BudgetExceeded",
-            f"The {whose} is spent (onExceeded: BlockScaleUp); the job starts when "
-            "the window rolls over or the limit is raised.",
-            False,
-        )
-    return None
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1024 / 1024:.0f} MB file, over the 10 MB"
-
-
-def _work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
+def work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
+    """The queue's item for one file of the job's plan."""
     return WorkItem(
         job_namespace=job.key[0],
         job_name=job.key[1],
@@ -242,39 +211,3 @@ def _work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
         target_language=str(spec.target_language),
         relative_path=item.relative_path,
     )
-
-
-async def _in_flight(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> int:
-    """Items of the job that workers are translating now, from their heartbeats: read at most once a second
-    per cluster (each of its jobs asks, and a cluster's heartbeats are read in one go)."""
-
-    def read() -> dict[str, int]:
-        busy: dict[str, int] = {}
-        for hb in conns.queue.workers().values():
-            if hb.get("state") == "busy" and hb.get("job"):
-                busy[str(hb["job"])] = busy.get(str(hb["job"]), 0) + 1
-        return busy
-
-    # a reading under way when a progress signal came is not kept (enqueue_progressed forgets it)
-    busy = await ctx.busy.get(cluster_key(job.key, spec), read)
-    return busy.get(f"{job.key[0]}/{job.key[1]}", 0) + busy.get(job.uid, 0)
-
-
-async def _queue_idle(ctx: JobContext, spec: TranslationJobSpec, job: Job, conns: ClusterConnections) -> bool:
-    """No item waits in the cluster's queue: a job without progress is then missing items, not waiting its
-    turn behind other jobs' items (looking for its own entries means reading the whole queue, so it is not
-    done for each of thousands of waiting jobs). Read at most once a second per cluster."""
-    waiting = await ctx.waiting.get(cluster_key(job.key, spec), lambda: sum(d.waiting for d in conns.queue.depth()))
-    return waiting == 0
-
-
-def _stalled(ctx: JobContext, job: Job, finished: int) -> bool:
-    now = time.monotonic()
-    last = ctx.progress_at.get(job.uid)
-    if last is None or last[1] != finished:
-        ctx.progress_at[job.uid] = (now, finished)
-        return False
-    if now - last[0] >= STALL_SECONDS:
-        ctx.progress_at[job.uid] = (now, finished)
-        return True
-    return False

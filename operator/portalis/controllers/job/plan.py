@@ -10,13 +10,12 @@ from portalis.clients.connections import ClusterConnections
 from portalis.clients.queue import WorkItem
 from portalis.clients.store import StoreError
 from portalis.controllers.job.context import Job, JobContext
-from portalis.controllers.job.paths import output_bucket, output_prefix, plan_key, report_key, s3_url
+from portalis.desired.job_paths import output_bucket, output_extension, output_prefix, plan_key, report_key, s3_url
 from portalis.desired.job_status import (
     Problem,
     report,
 )
 from portalis.desired.plan import PlanItem, build_plan, plan_from_json, plan_to_json
-from portalis.worker.engines.base import output_extension
 
 # Plans kept in memory, counted in items (a plan of one file costs as little as a job's other memory; one of
 # 100,000 files costs tens of MB): a job reconciled again within it is not read back from S3.

@@ -10,19 +10,20 @@ import redis
 from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 
+from portalis.api.meta import API_VERSION, Key, parse_time
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
 from portalis.api.v1alpha1.job import TranslationJobSpec
 from portalis.clients.connections import ConnectionError_
 from portalis.clients.kube import Ref
 from portalis.clients.store import StoreError
-from portalis.controllers.caches import SPECS
-from portalis.controllers.job.cleanup import forget_in_queue, forget_memory, remove_finalizer
-from portalis.controllers.job.context import TJ_API_VERSION, Job, JobContext
+from portalis.controllers.caches import first
+from portalis.controllers.job.cleanup import forget_in_queue, forget_memory
+from portalis.controllers.job.context import Job, JobContext
 from portalis.controllers.job.drive import drive
 from portalis.controllers.job.events import record_transitions
-from portalis.controllers.runtime import Key, Result, first
+from portalis.controllers.runtime import Result
 from portalis.desired.cluster_status import status_changed
-from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions, parse_time
+from portalis.desired.conditions import TRUE, ConditionUpdate, compute_conditions
 from portalis.desired.job_status import (
     JobObservation,
     Problem,
@@ -50,13 +51,13 @@ async def _reconcile(ctx: JobContext, key: Key, events: list[asyncio.Task[None]]
         await forget_in_queue(ctx, gone[1], gone[0], f"{key[0]}/{key[1]}: deleted")
         forget_memory(ctx, gone[0])
     if body is None:
-        ctx.controller.forget(key)
+        ctx.loop.forget(key)
         return Result.forget()
     meta = body.get("metadata", {})
     created = parse_time(meta.get("creationTimestamp"))
     job = Job(
         key=key,
-        ref=Ref(TJ_API_VERSION, "TranslationJob", key[0], key[1], meta.get("uid", "")),
+        ref=Ref(API_VERSION, "TranslationJob", key[0], key[1], meta.get("uid", "")),
         uid=str(meta.get("uid", "")),
         generation=int(meta.get("generation") or 0),
         status=dict(body.get("status") or {}),
@@ -67,15 +68,14 @@ async def _reconcile(ctx: JobContext, key: Key, events: list[asyncio.Task[None]]
     )
     now = datetime.now(UTC)
     try:
-        spec = SPECS.parse(TranslationJobSpec, body)
+        spec = ctx.specs.parse(TranslationJobSpec, body)
     except ValidationError as exc:
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         return await finish_reconcile(
             ctx, job, None, JobObservation(problem=Problem("InvalidSpec", message, True)), now
         )
 
-    if meta.get("deletionTimestamp"):
-        await remove_finalizer(ctx, job, spec)
+    if meta.get("deletionTimestamp"):  # its items leave the queue when the watch says it is gone
         return Result.forget()
 
     if job.status.get("phase") in {"Succeeded", "Failed"} and job.status.get("observedGeneration") == job.generation:
@@ -92,7 +92,7 @@ async def _reconcile(ctx: JobContext, key: Key, events: list[asyncio.Task[None]]
         )
         return await finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
     try:
-        tc = SPECS.parse(TranslationClusterSpec, tc_body)
+        tc = ctx.specs.parse(TranslationClusterSpec, tc_body)
     except ValidationError:
         problem = Problem(
             "ClusterInvalid", f"TranslationCluster {cluster_ns}/{spec.cluster_ref.name} is invalid.", False
@@ -116,15 +116,15 @@ async def _reconcile(ctx: JobContext, key: Key, events: list[asyncio.Task[None]]
         problem = Problem("StorageOrQueueInvalid", f"The cluster's queue or store settings are unusable: {exc}", False)
         return await finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
-    down = ctx.redis.down(conns.queue.r)
+    down = ctx.gate.down(conns.queue.r)
     if down is not None:  # a Redis that timed out or refused connections lately: not called again before its time
         problem = Problem("QueueUnavailable", down, False)
         return await finish_reconcile(ctx, job, spec, JobObservation(problem=problem, created=created), now)
 
     try:
-        obs = await drive(ctx, job, spec, tc, tc_body, conns, now)
+        obs = await drive(ctx, job, spec, tc, tc_body, conns)
     except redis.RedisError as exc:
-        ctx.redis.report(conns.queue.r, exc)
+        ctx.gate.report(conns.queue.r, exc)
         problem = Problem("QueueUnavailable", f"The cluster's Redis cannot be used: {exc}", False)
         obs = JobObservation(problem=problem, created=created)
     except StoreError as exc:

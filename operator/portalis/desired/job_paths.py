@@ -1,9 +1,21 @@
-"""Where a job's plan, report and outputs live in S3, and which cluster it names."""
+"""Where a job's things live: its plan and report in the cluster's store, its outputs and their file extension,
+and the cluster it names. Pure: the job's key, uid and spec in, names out."""
 
 from __future__ import annotations
 
+from portalis.api.meta import Key
 from portalis.api.v1alpha1.job import TranslationJobSpec
-from portalis.controllers.runtime import Key
+
+OUTPUT_EXTENSIONS: dict[str, str] = {"rust": ".rs", "go": ".go", "cpp": ".cpp"}
+
+
+def output_extension(target_language: str) -> str:
+    """The file extension of translated outputs, such as ".rs" for rust; ValueError for a language unknown."""
+    try:
+        return OUTPUT_EXTENSIONS[target_language]
+    except KeyError:
+        known = ", ".join(sorted(OUTPUT_EXTENSIONS))
+        raise ValueError(f"unknown target language {target_language!r} (known: {known})") from None
 
 
 def s3_url(bucket: str, key: str) -> str:
@@ -31,3 +43,8 @@ def output_prefix(spec: TranslationJobSpec, name: str) -> str:
 
 def output_bucket(spec: TranslationJobSpec) -> str:
     return spec.output.bucket if spec.output is not None and spec.output.bucket else spec.source.bucket
+
+
+def tenant_of(key: Key, spec: TranslationJobSpec) -> str:
+    """The tenant a job's spend counts against: ``spec.tenant``, else its namespace."""
+    return spec.tenant or key[0]
