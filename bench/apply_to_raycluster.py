@@ -59,7 +59,7 @@ def main() -> int:
                 with lock:
                     rc_created.setdefault(obj["metadata"]["name"], t)
 
-        def on_tc(kind: str, obj: dict[str, Any], t: float) -> None:
+        def on_tc(_kind: str, obj: dict[str, Any], t: float) -> None:
             conds = (obj.get("status") or {}).get("conditions") or []
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
                 with lock:

@@ -343,18 +343,18 @@ def run(
     planned: dict[str, float] = {}
     job_created: dict[str, float] = {}
 
-    def on_rc(kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_rc(_kind: str, obj: dict[str, Any], t: float) -> None:
         with lock:
             rc_seen.setdefault(obj["metadata"]["name"], t)
 
-    def on_tc(kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_tc(_kind: str, obj: dict[str, Any], _t: float) -> None:
         if any(
             c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or []
         ):
             with lock:
                 ready.add(obj["metadata"]["name"])
 
-    def on_tj(kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_tj(_kind: str, obj: dict[str, Any], t: float) -> None:
         conds = (obj.get("status") or {}).get("conditions") or []
         if any(c["type"] == "Planned" and c["status"] == "True" for c in conds):
             with lock:

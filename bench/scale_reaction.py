@@ -88,7 +88,7 @@ def main() -> int:
             seen: dict[str, list[tuple[float, int]]] = {}
             lock = threading.Lock()
 
-            def on_rc(kind: str, obj: dict[str, Any], t: float) -> None:
+            def on_rc(_kind: str, obj: dict[str, Any], t: float) -> None:
                 groups = obj.get("spec", {}).get("workerGroupSpecs") or []
                 if groups:
                     with lock:

@@ -472,12 +472,14 @@ def repair_cluster(draw: Callable[..., Any], spec: dict[str, Any]) -> dict[str, 
         if not windows and not budget.get("tenants"):
             budget["daily"] = "500.00"
         present = [w for w in windows if _money(budget[w]) is not None]  # daily <= weekly <= monthly
-        budget.update(zip(present, sorted((budget[w] for w in present), key=_money), strict=True))
+        budget.update(zip(present, sorted((budget[w] for w in present), key=lambda v: _money(v) or 0.0), strict=True))
         for tenant in budget.get("tenants") or []:
             if not any(w in tenant for w in ("daily", "weekly", "monthly")):
                 tenant["daily"] = "1.00"
             present = [w for w in ("daily", "weekly", "monthly") if _money(tenant.get(w)) is not None]
-            tenant.update(zip(present, sorted((tenant[w] for w in present), key=_money), strict=True))
+            tenant.update(
+                zip(present, sorted((tenant[w] for w in present), key=lambda v: _money(v) or 0.0), strict=True)
+            )
     return spec
 
 
@@ -571,7 +573,7 @@ class Api:
 
     def __init__(self, kube: DevCluster) -> None:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))
+        client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
         self.custom = kubernetes.client.CustomObjectsApi(client)
 
     @staticmethod
@@ -992,7 +994,7 @@ def test_clusters_whose_redis_never_answers_do_not_wedge_the_operator(
         )
 
         def degraded_reason(name: str) -> str | None:
-            for c in (api.get(fuzz_ns, "TranslationCluster", name).get("status") or {}).get("conditions") or []:
+            for c in ((api.get(fuzz_ns, "TranslationCluster", name) or {}).get("status") or {}).get("conditions") or []:
                 if c.get("type") == "Degraded" and c.get("status") == "True":
                     return str(c.get("reason"))
             return None

@@ -84,10 +84,8 @@ def make_pool(crds: DevCluster, dcgm: FakeDcgmExporter) -> Iterator[Callable[[in
 
 
 @pytest.fixture
-def env(
-    health_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server
-) -> Iterator[JobEnv]:
-    yield job_env(health_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
+def env(health_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> JobEnv:
+    return job_env(health_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
 
 
 def worker_pods(env: JobEnv, name: str = "tc") -> list[dict[str, Any]]:

@@ -103,7 +103,10 @@ class Release:
         return [d for d in self.manifest if d.get("kind") == kind]
 
     def deployment(self) -> dict[str, Any]:
-        return json.loads(self.kube.kubectl("-n", self.namespace, "get", "deploy", self.name, "-o", "json").stdout)
+        deployment: dict[str, Any] = json.loads(
+            self.kube.kubectl("-n", self.namespace, "get", "deploy", self.name, "-o", "json").stdout
+        )
+        return deployment
 
     def operator_pods(self) -> list[dict[str, Any]]:
         selector = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/name=portalis"

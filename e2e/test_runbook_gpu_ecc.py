@@ -41,7 +41,9 @@ class Block:
 
 
 def bash_blocks(text: str) -> list[Block]:
-    blocks, heading, lines, inside = [], "", [], False
+    blocks: list[Block] = []
+    lines: list[str] = []
+    heading, inside = "", False
     for line in text.splitlines():
         if not inside and line.startswith("#"):
             heading = line.lstrip("#").strip()

@@ -101,7 +101,7 @@ def test_spec_changes_update_the_raycluster_and_its_pods(tc: Cluster) -> None:
 
     def updated() -> bool:
         group = tc.get("raycluster", "h100")["spec"]["workerGroupSpecs"][0]
-        return group["replicas"] == 3 and group["rayStartParams"]["num-gpus"] == "2"
+        return bool(group["replicas"] == 3 and group["rayStartParams"]["num-gpus"] == "2")
 
     assert wait_for(updated, timeout=15)
 

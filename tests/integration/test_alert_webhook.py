@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portalis.api.alertmanager import WebhookPayload
-from portalis.clients import alerts as alerts_module
 from portalis.clients.alerts import AlertReceiver, RateLimiter, bearer_matches
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -195,7 +194,7 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(alerts_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     assert bearer_matches(f"Bearer {TOKEN}", TOKEN.encode())
     assert not bearer_matches("Bearer nope", TOKEN.encode())
     assert calls == [(TOKEN.encode(), TOKEN.encode()), (b"nope", TOKEN.encode())]

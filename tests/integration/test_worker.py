@@ -12,8 +12,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from typing_extensions import override
 
 from portalis.clients.queue import Delivery, RedisQueue
 from portalis.worker.cache import cache_key, source_sha256
@@ -124,7 +126,7 @@ def test_a_worker_beginning_a_job_says_so_once_on_the_progress_stream(env: Env) 
         release.set()
         thread.join(30)
     assert not thread.is_alive()
-    entries = env.queue.r.xrange(env.queue.progress_key, min=f"({cursor}", max="+")
+    entries: Any = env.queue.r.xrange(env.queue.progress_key, min=f"({cursor}", max="+")
     told = [raw[b"job"].decode() for _id, raw in entries]
     # first: begun, a finished, b finished (same job, no second signal); second: begun, c finished
     assert sorted(told) == sorted([first, first, first, second, second])
@@ -146,6 +148,7 @@ def test_an_item_of_a_killed_worker_is_redelivered_and_written_once(env: Env) ->
     assert dead is not None
 
     class CrashBeforeAck(RedisQueue):
+        @override
         def complete(self, d: Delivery, outcome: str, gpu_seconds: float, lines: int = 0) -> bool:
             raise RuntimeError("killed after writing the output, before acknowledging it")
 
