@@ -63,17 +63,30 @@ def delete_nodes(kube: DevCluster, names: list[str]) -> None:
 
 
 def alert(node: str) -> bytes:
-    labels = {"alertname": "PortalisGpuEccDoubleBitErrors", "severity": "critical", "portalis_action": "quarantine",
-              "Hostname": node, "gpu": "0", "UUID": f"GPU-{node}", "modelName": "NVIDIA H100 80GB HBM3"}  # fmt: skip
+    labels = {
+        "alertname": "PortalisGpuEccDoubleBitErrors",
+        "severity": "critical",
+        "portalis_action": "quarantine",
+        "Hostname": node,
+        "gpu": "0",
+        "UUID": f"GPU-{node}",
+        "modelName": "NVIDIA H100 80GB HBM3",
+    }
     body = {
         "version": "4",
         "status": "firing",
         "receiver": "portalis",
         "groupLabels": {"alertname": labels["alertname"], "Hostname": node, "gpu": "0"},
         "commonLabels": labels,
-        "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": f"DBE on {node}"},
-                    "fingerprint": uuid.uuid4().hex[:16]}],
-    }  # fmt: skip
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": f"DBE on {node}"},
+                "fingerprint": uuid.uuid4().hex[:16],
+            }
+        ],
+    }
     return json.dumps(body).encode()
 
 

@@ -47,8 +47,10 @@ def main() -> int:
                     started = time.monotonic()
                     subprocess.run(
                         [kubectl_bin, "--kubeconfig", str(kube.kubeconfig), "cordon", node],
-                        check=True, capture_output=True, env=kube.env(),
-                    )  # fmt: skip
+                        check=True,
+                        capture_output=True,
+                        env=kube.env(),
+                    )
                     cordoned = seen.when(partial(seen.cordoned_at.get, node))
                     kubectl.append(cordoned - started)
                     kube.kubectl("uncordon", node)

@@ -92,16 +92,29 @@ def main() -> int:
 
                     started = time.monotonic()
                     subprocess.run(
-                        [kubectl_bin, "--kubeconfig", str(kube.kubeconfig), "drain", b, "--ignore-daemonsets",
-                         "--delete-emptydir-data", "--force"],
-                        check=True, capture_output=True, env=kube.env(),
-                    )  # fmt: skip
+                        [
+                            kubectl_bin,
+                            "--kubeconfig",
+                            str(kube.kubeconfig),
+                            "drain",
+                            b,
+                            "--ignore-daemonsets",
+                            "--delete-emptydir-data",
+                            "--force",
+                        ],
+                        check=True,
+                        capture_output=True,
+                        env=kube.env(),
+                    )
                     exited = time.monotonic()
                     drained = seen.when(partial(seen.emptied_at.get, b), timeout=120)
                     kubectl.append(drained - started)
                     kubectl_exit.append(exited - started)
-                    print(f"trial {trial}: Portalis {ours[-1]:.3f}s, kubectl drain {kubectl[-1]:.3f}s "
-                          f"(exit {kubectl_exit[-1]:.3f}s)", flush=True)  # fmt: skip
+                    print(
+                        f"trial {trial}: Portalis {ours[-1]:.3f}s, kubectl drain {kubectl[-1]:.3f}s "
+                        f"(exit {kubectl_exit[-1]:.3f}s)",
+                        flush=True,
+                    )
         finally:
             delete_nodes(kube, nodes)
             kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -420,9 +420,16 @@ class DevCluster:
         if name == "dask-operator":
             # dask-kubernetes' own operator (kopf), from the installed wheel
             return [
-                sys.executable, "-m", "kopf", "run", "-m", "dask_kubernetes.operator.controller",
-                "--all-namespaces", "--standalone", f"--liveness=http://127.0.0.1:{p.dask_operator}/healthz",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "-m",
+                "dask_kubernetes.operator.controller",
+                "--all-namespaces",
+                "--standalone",
+                f"--liveness=http://127.0.0.1:{p.dask_operator}/healthz",
+            ]
         raise KeyError(name)
 
     def _start(self, name: str, st: State) -> None:
@@ -534,13 +541,21 @@ class DevCluster:
             str(self.tc.ray_crds),
         )
         self.kubectl(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=portalis-devcluster",
-            "-f", str(dask_crd_dir()),
-        )  # fmt: skip
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=portalis-devcluster",
+            "-f",
+            str(dask_crd_dir()),
+        )
         self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/rayclusters.ray.io", "crd/rayjobs.ray.io", "crd/daskclusters.kubernetes.dask.org",
-        )  # fmt: skip
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/rayclusters.ray.io",
+            "crd/rayjobs.ray.io",
+            "crd/daskclusters.kubernetes.dask.org",
+        )
 
     def _nodes_ready(self) -> bool:
         proc = self.kubectl("get", "nodes", "-o", "json", check=False)

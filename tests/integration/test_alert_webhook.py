@@ -40,8 +40,14 @@ def notification(n: int = 1, **labels: str) -> dict[str, Any]:
         "alerts": [
             {
                 "status": "firing",
-                "labels": {"alertname": "PortalisGpuEccDoubleBitErrors", "portalis_action": "quarantine",
-                           "Hostname": f"gpu-h100-{i}", "gpu": "0", "UUID": f"GPU-{i:04d}", **labels},
+                "labels": {
+                    "alertname": "PortalisGpuEccDoubleBitErrors",
+                    "portalis_action": "quarantine",
+                    "Hostname": f"gpu-h100-{i}",
+                    "gpu": "0",
+                    "UUID": f"GPU-{i:04d}",
+                    **labels,
+                },
                 "annotations": {"summary": "Uncorrectable ECC errors"},
                 "startsAt": "2025-03-01T12:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
@@ -50,7 +56,7 @@ def notification(n: int = 1, **labels: str) -> dict[str, Any]:
             }
             for i in range(n)
         ],
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -291,9 +297,14 @@ valid_alerts = st.fixed_dictionaries(
 )
 valid_payloads = st.fixed_dictionaries(
     {"alerts": st.lists(valid_alerts, max_size=5)},
-    optional={"version": st.just("4"), "status": st.sampled_from(["firing", "resolved"]), "commonLabels": label_maps,
-              "receiver": st.text(max_size=10), "extra": json_values},
-)  # fmt: skip
+    optional={
+        "version": st.just("4"),
+        "status": st.sampled_from(["firing", "resolved"]),
+        "commonLabels": label_maps,
+        "receiver": st.text(max_size=10),
+        "extra": json_values,
+    },
+)
 
 
 @pytest.fixture(scope="module")

@@ -341,12 +341,36 @@ def test_portalis_worker_run_serves_its_metrics(env: Env, redis_server: RedisSer
     port = free_port()
     proc_env = {**os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "portalis", "worker", "run", "--namespace", env.queue.namespace,
-         "--cluster", env.queue.cluster, "--redis-url", redis_server.url, "--engine", "py2many",
-         "--concurrency", "2", "--name", "metrics-test", "--visibility-timeout-seconds", str(VISIBILITY),
-         "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
-        env=proc_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "portalis",
+            "worker",
+            "run",
+            "--namespace",
+            env.queue.namespace,
+            "--cluster",
+            env.queue.cluster,
+            "--redis-url",
+            redis_server.url,
+            "--engine",
+            "py2many",
+            "--concurrency",
+            "2",
+            "--name",
+            "metrics-test",
+            "--visibility-timeout-seconds",
+            str(VISIBILITY),
+            "--metrics-port",
+            str(port),
+            "--metrics-host",
+            "127.0.0.1",
+        ],
+        env=proc_env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/metrics"
     base = {"namespace": env.queue.namespace, "cluster": env.queue.cluster, "engine": "py2many"}
     try:

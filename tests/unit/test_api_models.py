@@ -417,10 +417,33 @@ def kubernetes_label_value(value: str) -> bool:
     return value == "" or (len(value) <= 63 and _NAME.fullmatch(value) is not None)
 
 
-LABEL_KEYS_OK = ["disktype", "kubernetes.io/hostname", "nvidia.com/gpu.product", "A_b.c-d", "a" * 63,
-                 "x/" + "a" * 63, "a" * 253 + "/b", "a.b-c.d/E_F"]  # fmt: skip
-LABEL_KEYS_BAD = ["", "disk type", "-a", "a-", "a" * 64, "a" * 254 + "/b", "/a", "a/", "a/b/c", "Upper.io/x",
-                  "\u00fc", "a..b/c", "a\n", "\x00", "k\u0087"]  # fmt: skip
+LABEL_KEYS_OK = [
+    "disktype",
+    "kubernetes.io/hostname",
+    "nvidia.com/gpu.product",
+    "A_b.c-d",
+    "a" * 63,
+    "x/" + "a" * 63,
+    "a" * 253 + "/b",
+    "a.b-c.d/E_F",
+]
+LABEL_KEYS_BAD = [
+    "",
+    "disk type",
+    "-a",
+    "a-",
+    "a" * 64,
+    "a" * 254 + "/b",
+    "/a",
+    "a/",
+    "a/b/c",
+    "Upper.io/x",
+    "\u00fc",
+    "a..b/c",
+    "a\n",
+    "\x00",
+    "k\u0087",
+]
 
 
 @pytest.mark.parametrize("key", LABEL_KEYS_OK)

@@ -80,8 +80,14 @@ def node(name: str, *, gpu: bool = True, **kw: Any) -> NodeView:
 
 
 def dbe(host: str, *, firing: bool = True, label: str = "Hostname", **extra: str) -> GpuAlert:
-    labels = {"alertname": "PortalisGpuEccDoubleBitErrors", "portalis_action": "quarantine", "gpu": "0",
-              "UUID": "GPU-abc", label: host, **extra}  # fmt: skip
+    labels = {
+        "alertname": "PortalisGpuEccDoubleBitErrors",
+        "portalis_action": "quarantine",
+        "gpu": "0",
+        "UUID": "GPU-abc",
+        label: host,
+        **extra,
+    }
     return GpuAlert("PortalisGpuEccDoubleBitErrors", firing, labels, summary=f"ECC errors on {host}")
 
 
@@ -195,20 +201,35 @@ def test_alerts_from_payload_fill_in_common_labels() -> None:
 
 def test_view_node_and_pods() -> None:
     body = {
-        "metadata": {"name": "n", "resourceVersion": "7", "uid": "u", "labels": {QUARANTINED_LABEL: "true"},
-                     "annotations": {CLUSTERS_ANNOTATION: "ns/a,ns/b", DRAIN_ANNOTATION: "Draining",
-                                     ACTION_ANNOTATION: "CordonAndDrain"}},
+        "metadata": {
+            "name": "n",
+            "resourceVersion": "7",
+            "uid": "u",
+            "labels": {QUARANTINED_LABEL: "true"},
+            "annotations": {
+                CLUSTERS_ANNOTATION: "ns/a,ns/b",
+                DRAIN_ANNOTATION: "Draining",
+                ACTION_ANNOTATION: "CordonAndDrain",
+            },
+        },
         "spec": {"unschedulable": True, "taints": [{"key": TAINT_KEY, "effect": "NoSchedule"}]},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.1.1.1"}]},
-    }  # fmt: skip
+    }
     v = view_node(body)
     assert v.quarantined and v.tainted and v.unschedulable and v.addresses == ("10.1.1.1",)
     assert v.clusters == (("ns", "a"), ("ns", "b")) and v.phase == QuarantinePhase.DRAINING
     assert v.action == EccAction.CORDON_AND_DRAIN and v.resource_version == "7"
     pod = view_pod(
-        {"metadata": {"namespace": "ns", "name": "p", "labels": {CLUSTER_LABEL: "tc", ROLE_LABEL: "worker"},
-                      "ownerReferences": [{"kind": "DaemonSet", "controller": True}]}, "status": {"phase": "Running"}},
-    )  # fmt: skip
+        {
+            "metadata": {
+                "namespace": "ns",
+                "name": "p",
+                "labels": {CLUSTER_LABEL: "tc", ROLE_LABEL: "worker"},
+                "ownerReferences": [{"kind": "DaemonSet", "controller": True}],
+            },
+            "status": {"phase": "Running"},
+        },
+    )
     assert pod.key == ("ns", "tc") and pod.role == "worker" and pod.daemonset and not pod.finished
 
 
@@ -439,12 +460,20 @@ def test_release_undoes_exactly_what_a_quarantine_wrote(
 def test_health_status_lists_the_clusters_quarantined_nodes_and_plans() -> None:
     q = {QUARANTINED_LABEL: "true"}
     views = [
-        node("gpu-2", labels=q, annotations={CLUSTERS_ANNOTATION: "ml/a", AT_ANNOTATION: "2025-03-01T12:00:00Z",
-                                             DRAIN_ANNOTATION: "Cordoned", ACTION_ANNOTATION: "Cordon"}),
+        node(
+            "gpu-2",
+            labels=q,
+            annotations={
+                CLUSTERS_ANNOTATION: "ml/a",
+                AT_ANNOTATION: "2025-03-01T12:00:00Z",
+                DRAIN_ANNOTATION: "Cordoned",
+                ACTION_ANNOTATION: "Cordon",
+            },
+        ),
         node("gpu-1", labels=q, annotations={CLUSTERS_ANNOTATION: "ml/a,ml/b"}),
         node("gpu-3", labels=q, annotations={CLUSTERS_ANNOTATION: "ml/b"}),
         node("gpu-4", annotations={CLUSTERS_ANNOTATION: "ml/a"}),  # released
-    ]  # fmt: skip
+    ]
     plans = [
         PlannedAction("gpu-9", ("cordon",), "old", "2025-03-01T11:00:00Z"),
         PlannedAction("gpu-9", ("cordon", "evict"), "new", "2025-03-01T12:00:00Z"),
@@ -453,8 +482,11 @@ def test_health_status_lists_the_clusters_quarantined_nodes_and_plans() -> None:
     status = compute_health_status(("ml", "a"), fleet_of(*views), Breaker().trip(NOW, "storm"), plans)
     assert [e["name"] for e in status["quarantinedNodes"]] == ["gpu-1", "gpu-2"]
     assert status["quarantinedNodes"][1] == {
-        "name": "gpu-2", "since": "2025-03-01T12:00:00Z", "action": "Cordon", "phase": "Cordoned",
-    }  # fmt: skip
+        "name": "gpu-2",
+        "since": "2025-03-01T12:00:00Z",
+        "action": "Cordon",
+        "phase": "Cordoned",
+    }
     assert [p["node"] for p in status["plannedNodeActions"]] == ["gpu-9", "gpu-8"]
     assert status["plannedNodeActions"][0]["reason"] == "new"
     assert status["circuitBreaker"]["tripped"] is True

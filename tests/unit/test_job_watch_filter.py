@@ -48,8 +48,9 @@ def test_spec_deletion_and_foreign_finalizers_change_a_jobs_fingerprint() -> Non
     assert job_fingerprint(job(uid="u2"), OWN) != base  # deleted and re-created under the same name
 
 
-def cluster(conditions: list[dict[str, Any]] | None = None, tenants: list[dict[str, Any]] | None = None,
-            **status: Any) -> dict[str, Any]:  # fmt: skip
+def cluster(
+    conditions: list[dict[str, Any]] | None = None, tenants: list[dict[str, Any]] | None = None, **status: Any
+) -> dict[str, Any]:
     return {
         "metadata": {"uid": "c1", "generation": 4},
         "status": {"conditions": conditions or [], "budget": {"tenants": tenants or []}, **status},
@@ -106,8 +107,14 @@ def test_a_clusters_own_status_writes_do_not_call_for_another_look_but_its_spec_
     figures["status"]["queue"] = {"depth": 40}
     figures["metadata"]["resourceVersion"] = "7"
     assert not changed(seen, key, reconcile_fingerprint(figures))
-    for edit in ({"generation": 5}, {"deletionTimestamp": "2026-11-22T10:00:00Z"}, {"finalizers": ["x/y"]},
-                 {"labels": {"team": "a"}}, {"annotations": {"note": "b"}}, {"uid": "c2"}):  # fmt: skip
+    for edit in (
+        {"generation": 5},
+        {"deletionTimestamp": "2026-11-22T10:00:00Z"},
+        {"finalizers": ["x/y"]},
+        {"labels": {"team": "a"}},
+        {"annotations": {"note": "b"}},
+        {"uid": "c2"},
+    ):
         edited = copy.deepcopy(base)
         edited["metadata"].update(edit)
         assert reconcile_fingerprint(edited) != reconcile_fingerprint(base), edit
@@ -142,16 +149,28 @@ def test_a_job_waiting_its_turn_is_left_to_the_queue_signals_and_finished_jobs_a
 
 def test_an_emptied_queue_brings_back_the_running_jobs_of_its_cluster() -> None:
     jobs = ObjectCache(cluster_of_job)
-    for name, cluster_name, phase in [("j1", "gpu", "Running"), ("j2", "gpu", "Succeeded"),
-                                      ("j3", "other", "Running"), ("j4", "gpu", "Pending")]:  # fmt: skip
+    for name, cluster_name, phase in [
+        ("j1", "gpu", "Running"),
+        ("j2", "gpu", "Succeeded"),
+        ("j3", "other", "Running"),
+        ("j4", "gpu", "Pending"),
+    ]:
         body = {"metadata": {"uid": name}, "spec": {"clusterRef": {"name": cluster_name}}, "status": {"phase": phase}}
         jobs.put(("ml", name), body)
     queued: list[tuple[str, str]] = []
     unused = cast(Any, None)  # what the controller reads only in a reconcile
     controller = JobController(
-        jobs=jobs, clusters={}, pods={}, nodes=unused, kube=unused, connections=unused, gate=unused,
-        observer=unused, specs=unused, config=unused,
-    )  # fmt: skip
+        jobs=jobs,
+        clusters={},
+        pods={},
+        nodes=unused,
+        kube=unused,
+        connections=unused,
+        gate=unused,
+        observer=unused,
+        specs=unused,
+        config=unused,
+    )
     controller.ctx.loop = cast(Any, SimpleNamespace(enqueue=queued.append))
     controller.on_emptied(("ml", "gpu"))
     assert queued == [("ml", "j1")]
