@@ -30,13 +30,18 @@ def manifest(name: str) -> dict[str, Any]:
         "kind": "TranslationCluster",
         "metadata": {"name": name},
         "spec": {
-            "workers": {"gpuType": "Any", "gpusPerWorker": 1, "minWorkers": 1, "maxWorkers": 2,
-                        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+            "workers": {
+                "gpuType": "Any",
+                "gpusPerWorker": 1,
+                "minWorkers": 1,
+                "maxWorkers": 2,
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+            },
             "head": {"resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}},
             "queue": {"url": "redis://redis.portalis:6379/0"},
             "storage": {"bucket": "portalis-bench"},
         },
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -59,7 +64,7 @@ def main() -> int:
                 with lock:
                     rc_created.setdefault(obj["metadata"]["name"], t)
 
-        def on_tc(kind: str, obj: dict[str, Any], t: float) -> None:
+        def on_tc(_kind: str, obj: dict[str, Any], t: float) -> None:
             conds = (obj.get("status") or {}).get("conditions") or []
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
                 with lock:
@@ -76,12 +81,24 @@ def main() -> int:
                     pods_complete.setdefault(cluster, t)
 
         watchers = [
-            Watcher(custom.list_namespaced_custom_object, on_rc, group="ray.io", version="v1", namespace=ns,
-                    plural="rayclusters"),
-            Watcher(custom.list_namespaced_custom_object, on_tc, group="portalis.dev", version="v1alpha1",
-                    namespace=ns, plural="translationclusters"),
+            Watcher(
+                custom.list_namespaced_custom_object,
+                on_rc,
+                group="ray.io",
+                version="v1",
+                namespace=ns,
+                plural="rayclusters",
+            ),
+            Watcher(
+                custom.list_namespaced_custom_object,
+                on_tc,
+                group="portalis.dev",
+                version="v1alpha1",
+                namespace=ns,
+                plural="translationclusters",
+            ),
             Watcher(core.list_namespaced_pod, on_pod, namespace=ns),
-        ]  # fmt: skip
+        ]
         for w in watchers:
             w.start()
             w.ready.wait(10)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 
@@ -63,17 +63,30 @@ def delete_nodes(kube: DevCluster, names: list[str]) -> None:
 
 
 def alert(node: str) -> bytes:
-    labels = {"alertname": "PortalisGpuEccDoubleBitErrors", "severity": "critical", "portalis_action": "quarantine",
-              "Hostname": node, "gpu": "0", "UUID": f"GPU-{node}", "modelName": "NVIDIA H100 80GB HBM3"}  # fmt: skip
+    labels = {
+        "alertname": "PortalisGpuEccDoubleBitErrors",
+        "severity": "critical",
+        "portalis_action": "quarantine",
+        "Hostname": node,
+        "gpu": "0",
+        "UUID": f"GPU-{node}",
+        "modelName": "NVIDIA H100 80GB HBM3",
+    }
     body = {
         "version": "4",
         "status": "firing",
         "receiver": "portalis",
         "groupLabels": {"alertname": labels["alertname"], "Hostname": node, "gpu": "0"},
         "commonLabels": labels,
-        "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": f"DBE on {node}"},
-                    "fingerprint": uuid.uuid4().hex[:16]}],
-    }  # fmt: skip
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": f"DBE on {node}"},
+                "fingerprint": uuid.uuid4().hex[:16],
+            }
+        ],
+    }
     return json.dumps(body).encode()
 
 
@@ -106,7 +119,7 @@ class Seen:
         self.cordoned_at: dict[str, float] = {}  # node -> when the watch first showed it unschedulable
         self.emptied_at: dict[str, float] = {}  # node -> when the watch saw its last pod deleted
 
-    def on_node(self, kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_node(self, _kind: str, obj: dict[str, Any], t: float) -> None:
         with self.cond:
             old = self.nodes.get(obj["metadata"]["name"])
             if old is not None and _rv(old) > _rv(obj):
@@ -164,6 +177,9 @@ class Seen:
         spec = body.get("spec") or {}
         return bool(spec.get("unschedulable"))
 
+    def uncordoned(self, node: str) -> bool:
+        return not self.cordoned(node)
+
     def released(self, node: str) -> bool:
         body = self.nodes.get(node) or {}
         labels = (body.get("metadata") or {}).get("labels") or {}
@@ -189,11 +205,13 @@ def watching(kube: DevCluster, fleet: str, namespace: str | None = None) -> Iter
         w.start()
         w.ready.wait(10)
     # a watch reports changes only: seed what exists already
-    listing = json.loads(core.list_node(label_selector=f"{BENCH_LABEL}={fleet}", _preload_content=False).data)
+    listing = json.loads(
+        cast(Any, core.list_node(label_selector=f"{BENCH_LABEL}={fleet}", _preload_content=False)).data
+    )
     for item in listing["items"]:
         seen.on_node("ADDED", item, time.monotonic())
     if namespace is not None:
-        listing = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)
+        listing = json.loads(cast(Any, core.list_namespaced_pod(namespace, _preload_content=False)).data)
         for item in listing["items"]:
             seen.on_pod("ADDED", item, time.monotonic())
     try:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 
 from bench.common import Result, local_cluster, percentile, report, summary
 from bench.ecc_common import create_nodes, delete_nodes, health_operator, post_alert, watching
@@ -38,20 +39,22 @@ def main() -> int:
                     node = names[i % len(names)]
                     started = time.monotonic()
                     post_alert(op.webhook_url, node)
-                    cordoned = seen.when(lambda n=node: seen.cordoned_at.get(n))
+                    cordoned = seen.when(partial(seen.cordoned_at.get, node))
                     ours.append(cordoned - started)
                     kube.kubectl("annotate", "node", node, "portalis.dev/release=true", "--overwrite")
-                    seen.wait(lambda n=node: seen.released(n))
+                    seen.wait(partial(seen.released, node))
 
                     started = time.monotonic()
                     subprocess.run(
                         [kubectl_bin, "--kubeconfig", str(kube.kubeconfig), "cordon", node],
-                        check=True, capture_output=True, env=kube.env(),
-                    )  # fmt: skip
-                    cordoned = seen.when(lambda n=node: seen.cordoned_at.get(n))
+                        check=True,
+                        capture_output=True,
+                        env=kube.env(),
+                    )
+                    cordoned = seen.when(partial(seen.cordoned_at.get, node))
                     kubectl.append(cordoned - started)
                     kube.kubectl("uncordon", node)
-                    seen.wait(lambda n=node: not seen.cordoned(n))
+                    seen.wait(partial(seen.uncordoned, node))
                     time.sleep(0.2)
         finally:
             delete_nodes(kube, names)

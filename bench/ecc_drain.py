@@ -16,13 +16,19 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from bench.common import Result, local_cluster, percentile, report, summary
-from bench.ecc_common import BENCH_LABEL, create_nodes, delete_nodes, health_operator, post_alert, watching
+from bench.ecc_common import BENCH_LABEL, Seen, create_nodes, delete_nodes, health_operator, post_alert, watching
 
 TRIALS = int(os.environ.get("PORTALIS_BENCH_DRAIN_TRIALS", "5"))
 PODS = int(os.environ.get("PORTALIS_BENCH_DRAIN_PODS", "30"))
+
+
+def both_full(seen: Seen, a: str, b: str) -> bool:
+    """Both nodes run all their pods, as the watch shows them."""
+    return len(seen.pods.get(a, ())) == PODS and len(seen.pods.get(b, ())) == PODS
 
 
 def pods_on(node: str, fleet: str, prefix: str) -> list[dict[str, Any]]:
@@ -73,7 +79,7 @@ def main() -> int:
                         "-",
                         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
                     )
-                    seen.wait(lambda a=a, b=b: len(seen.pods.get(a, ())) == PODS and len(seen.pods.get(b, ())) == PODS)
+                    seen.wait(partial(both_full, seen, a, b))
                     kube.kubectl(
                         "-n", ns, "wait", "--for=condition=Ready", "pod", "-l", "app=bench-drain", "--timeout=60s"
                     )
@@ -81,21 +87,34 @@ def main() -> int:
 
                     started = time.monotonic()
                     post_alert(op.webhook_url, a)
-                    drained = seen.when(lambda a=a: seen.emptied_at.get(a), timeout=120)
+                    drained = seen.when(partial(seen.emptied_at.get, a), timeout=120)
                     ours.append(drained - started)
 
                     started = time.monotonic()
                     subprocess.run(
-                        [kubectl_bin, "--kubeconfig", str(kube.kubeconfig), "drain", b, "--ignore-daemonsets",
-                         "--delete-emptydir-data", "--force"],
-                        check=True, capture_output=True, env=kube.env(),
-                    )  # fmt: skip
+                        [
+                            kubectl_bin,
+                            "--kubeconfig",
+                            str(kube.kubeconfig),
+                            "drain",
+                            b,
+                            "--ignore-daemonsets",
+                            "--delete-emptydir-data",
+                            "--force",
+                        ],
+                        check=True,
+                        capture_output=True,
+                        env=kube.env(),
+                    )
                     exited = time.monotonic()
-                    drained = seen.when(lambda b=b: seen.emptied_at.get(b), timeout=120)
+                    drained = seen.when(partial(seen.emptied_at.get, b), timeout=120)
                     kubectl.append(drained - started)
                     kubectl_exit.append(exited - started)
-                    print(f"trial {trial}: Portalis {ours[-1]:.3f}s, kubectl drain {kubectl[-1]:.3f}s "
-                          f"(exit {kubectl_exit[-1]:.3f}s)", flush=True)  # fmt: skip
+                    print(
+                        f"trial {trial}: Portalis {ours[-1]:.3f}s, kubectl drain {kubectl[-1]:.3f}s "
+                        f"(exit {kubectl_exit[-1]:.3f}s)",
+                        flush=True,
+                    )
         finally:
             delete_nodes(kube, nodes)
             kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -145,8 +145,13 @@ class ProcStats(threading.Thread):
 
 def main() -> int:
     per_kind = max(NODES // 2, 1)
-    fleet = FleetSpec(h100_nodes=per_kind, a100_nodes=NODES - per_kind, cpu_nodes=max(CLUSTERS // 20, 2),
-                      gpus_per_node=8, spot_every=0)  # fmt: skip
+    fleet = FleetSpec(
+        h100_nodes=per_kind,
+        a100_nodes=NODES - per_kind,
+        cpu_nodes=max(CLUSTERS // 20, 2),
+        gpus_per_node=8,
+        spot_every=0,
+    )
     redis = RedisServer().start()
     s3 = S3Server().start()
     try:
@@ -225,16 +230,22 @@ def main() -> int:
     print(f"fleet: {NODES} GPU nodes, {CLUSTERS} TranslationClusters, {JOBS} TranslationJobs")
     print(f"operator healthy -> first RayCluster (start-up with {NODES} nodes): {result['first_rc_s']:.1f}s")
     since = "the operator's start, with every job created while it was stopped" if BACKLOG else "the first created"
-    print(f"jobs created in {result['create_s']:.1f}s; all jobs planned {result['planned_s']:.1f}s after {since}; "
-          f"all clusters Ready after {result['ready_s']:.1f}s")  # fmt: skip
+    print(
+        f"jobs created in {result['create_s']:.1f}s; all jobs planned {result['planned_s']:.1f}s after {since}; "
+        f"all clusters Ready after {result['ready_s']:.1f}s"
+    )
     print(summary(f"TranslationCluster created -> RayCluster created ({CLUSTERS} in a row, before the jobs)", to_rc))
     print(summary(f"TranslationCluster created -> RayCluster created (with all {JOBS} jobs planned)", to_rc_loaded))
     print(summary("TranslationJob created -> Planned", result["to_planned"]))
-    print(f"Portalis operator: peak RSS {stats.peak_mb:.0f} MB, mean CPU {operator_cpu:.2f} cores, "
-          f"{requests / elapsed:.1f} API requests/s, {requests / max(reconciles, 1):.2f} per reconcile, "
-          f"TranslationCluster reconcile p95 <= {ours_p95}s, {gc_seconds:.1f}s in the garbage collector")  # fmt: skip
-    print(f"KubeRay operator:  peak RSS {kuberay_stats.peak_mb:.0f} MB, mean CPU {kuberay_cpu:.2f} cores, "
-          f"{kuberay_requests / elapsed:.1f} API requests/s, RayCluster reconcile p95 <= {kuberay_p95}s")  # fmt: skip
+    print(
+        f"Portalis operator: peak RSS {stats.peak_mb:.0f} MB, mean CPU {operator_cpu:.2f} cores, "
+        f"{requests / elapsed:.1f} API requests/s, {requests / max(reconciles, 1):.2f} per reconcile, "
+        f"TranslationCluster reconcile p95 <= {ours_p95}s, {gc_seconds:.1f}s in the garbage collector"
+    )
+    print(
+        f"KubeRay operator:  peak RSS {kuberay_stats.peak_mb:.0f} MB, mean CPU {kuberay_cpu:.2f} cores, "
+        f"{kuberay_requests / elapsed:.1f} API requests/s, RayCluster reconcile p95 <= {kuberay_p95}s"
+    )
     cpu = cpu_breakdown(ledger)
     if cpu:
         ms = cpu["cpu_ms_per_job_by_process"]
@@ -244,13 +255,17 @@ def main() -> int:
             + ", ".join(f"{n} {v}" for n, v in ms.items())
             + f"; all {cpu['machine_cpu_ms_per_job']}"
         )
-        print(f"everything but the operator spent {cpu['rest_of_machine_cpu_s']:.1f} CPU seconds: on "
-              f"{cpu['cores']} cores, {cpu['rest_of_machine_floor_s']:.1f}s of the window even with an operator that "
-              f"cost nothing (the same requests served)")  # fmt: skip
+        print(
+            f"everything but the operator spent {cpu['rest_of_machine_cpu_s']:.1f} CPU seconds: on "
+            f"{cpu['cores']} cores, {cpu['rest_of_machine_floor_s']:.1f}s of the window even with an operator that "
+            f"cost nothing (the same requests served)"
+        )
     met = (
-        result["planned_s"] <= PLAN_GOAL_S and stats.peak_mb < RSS_GOAL_MB
-        and max(percentile(to_rc, 95), percentile(to_rc_loaded, 95)) <= APPLY_GOAL_S and result["unplanned"] == 0
-    )  # fmt: skip
+        result["planned_s"] <= PLAN_GOAL_S
+        and stats.peak_mb < RSS_GOAL_MB
+        and max(percentile(to_rc, 95), percentile(to_rc_loaded, 95)) <= APPLY_GOAL_S
+        and result["unplanned"] == 0
+    )
     report(
         Result(
             bench="fleet-scale",
@@ -332,10 +347,18 @@ def run(
     custom = kubernetes.client.CustomObjectsApi(client)
     core = kubernetes.client.CoreV1Api(client)
     values = {"url": redis.url, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
-    core.create_namespaced_secret(ns, cast(Any, {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fleet"},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
-    }))  # fmt: skip
+    core.create_namespaced_secret(
+        ns,
+        cast(
+            Any,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "fleet"},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+            },
+        ),
+    )
     lock = threading.Lock()
     created: dict[str, float] = {}
     rc_seen: dict[str, float] = {}
@@ -343,47 +366,75 @@ def run(
     planned: dict[str, float] = {}
     job_created: dict[str, float] = {}
 
-    def on_rc(kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_rc(_kind: str, obj: dict[str, Any], t: float) -> None:
         with lock:
             rc_seen.setdefault(obj["metadata"]["name"], t)
 
-    def on_tc(kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_tc(_kind: str, obj: dict[str, Any], _t: float) -> None:
         if any(
             c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or []
         ):
             with lock:
                 ready.add(obj["metadata"]["name"])
 
-    def on_tj(kind: str, obj: dict[str, Any], t: float) -> None:
+    def on_tj(_kind: str, obj: dict[str, Any], t: float) -> None:
         conds = (obj.get("status") or {}).get("conditions") or []
         if any(c["type"] == "Planned" and c["status"] == "True" for c in conds):
             with lock:
                 planned.setdefault(obj["metadata"]["name"], t)
 
     watchers = [
-        Watcher(custom.list_namespaced_custom_object, on_rc, group="ray.io", version="v1", namespace=ns,
-                plural="rayclusters"),
-        Watcher(custom.list_namespaced_custom_object, on_tc, group="portalis.dev", version="v1alpha1",
-                namespace=ns, plural="translationclusters"),
-        Watcher(custom.list_namespaced_custom_object, on_tj, group="portalis.dev", version="v1alpha1",
-                namespace=ns, plural="translationjobs"),
-    ]  # fmt: skip
+        Watcher(
+            custom.list_namespaced_custom_object,
+            on_rc,
+            group="ray.io",
+            version="v1",
+            namespace=ns,
+            plural="rayclusters",
+        ),
+        Watcher(
+            custom.list_namespaced_custom_object,
+            on_tc,
+            group="portalis.dev",
+            version="v1alpha1",
+            namespace=ns,
+            plural="translationclusters",
+        ),
+        Watcher(
+            custom.list_namespaced_custom_object,
+            on_tj,
+            group="portalis.dev",
+            version="v1alpha1",
+            namespace=ns,
+            plural="translationjobs",
+        ),
+    ]
     for w in watchers:
         w.start()
         w.ready.wait(10)
 
     def cluster_body(name: str) -> dict[str, Any]:
         return {
-            "apiVersion": "portalis.dev/v1alpha1", "kind": "TranslationCluster", "metadata": {"name": name},
+            "apiVersion": "portalis.dev/v1alpha1",
+            "kind": "TranslationCluster",
+            "metadata": {"name": name},
             "spec": {
-                "workers": {"gpuType": "Any", "minWorkers": 1, "maxWorkers": 2,
-                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+                "workers": {
+                    "gpuType": "Any",
+                    "minWorkers": 1,
+                    "maxWorkers": 2,
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                },
                 "head": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
                 "queue": {"urlSecretRef": {"name": "fleet", "key": "url"}},
-                "storage": {"endpoint": s3.endpoint, "bucket": "fleet-artifacts", "forcePathStyle": True,
-                            "credentialsSecretRef": {"name": "fleet"}},
+                "storage": {
+                    "endpoint": s3.endpoint,
+                    "bucket": "fleet-artifacts",
+                    "forcePathStyle": True,
+                    "credentialsSecretRef": {"name": "fleet"},
+                },
             },
-        }  # fmt: skip
+        }
 
     # The operator's start-up (listing and indexing 1,000 nodes) is measured on its own: a first cluster,
     # not counted below, is reconciled before the timed clusters are created.
@@ -407,10 +458,15 @@ def run(
     def create_job(i: int) -> None:
         t0 = time.monotonic()
         body = {
-            "apiVersion": "portalis.dev/v1alpha1", "kind": "TranslationJob", "metadata": {"name": f"j{i:05d}"},
-            "spec": {"clusterRef": {"name": f"c{i % CLUSTERS:03d}"},
-                     "source": {"bucket": "fleet-src", "prefix": "src/"}, "output": {"prefix": f"out/j{i:05d}/"}},
-        }  # fmt: skip
+            "apiVersion": "portalis.dev/v1alpha1",
+            "kind": "TranslationJob",
+            "metadata": {"name": f"j{i:05d}"},
+            "spec": {
+                "clusterRef": {"name": f"c{i % CLUSTERS:03d}"},
+                "source": {"bucket": "fleet-src", "prefix": "src/"},
+                "output": {"prefix": f"out/j{i:05d}/"},
+            },
+        }
         custom.create_namespaced_custom_object("portalis.dev", "v1alpha1", ns, "translationjobs", body)
         with lock:
             job_created[f"j{i:05d}"] = t0

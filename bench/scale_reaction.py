@@ -51,14 +51,21 @@ def cluster_manifest(redis_url: str) -> dict[str, Any]:
         "kind": "TranslationCluster",
         "metadata": {"name": "scale"},
         "spec": {
-            "workers": {"gpuType": "Any", "minWorkers": 1, "maxWorkers": 2,
-                        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
-            "autoscaling": {"targetItemsPerWorker": 10, "scaleUpStabilizationSeconds": 0,
-                            "scaleDownStabilizationSeconds": 0},
+            "workers": {
+                "gpuType": "Any",
+                "minWorkers": 1,
+                "maxWorkers": 2,
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+            },
+            "autoscaling": {
+                "targetItemsPerWorker": 10,
+                "scaleUpStabilizationSeconds": 0,
+                "scaleDownStabilizationSeconds": 0,
+            },
             "queue": {"url": redis_url},
             "storage": {"bucket": "portalis-bench"},
         },
-    }  # fmt: skip
+    }
 
 
 def plain_raycluster(name: str) -> dict[str, Any]:
@@ -67,13 +74,22 @@ def plain_raycluster(name: str) -> dict[str, Any]:
         "kind": "RayCluster",
         "metadata": {"name": name},
         "spec": {
-            "headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [
-                {"name": "ray-head", "image": "rayproject/ray:2.60.0"}]}}},
-            "workerGroupSpecs": [{"groupName": "gpu", "replicas": 1, "minReplicas": 0, "maxReplicas": 2,
-                                  "rayStartParams": {}, "template": {"spec": {"containers": [
-                                      {"name": "ray-worker", "image": "rayproject/ray:2.60.0"}]}}}],
+            "headGroupSpec": {
+                "rayStartParams": {},
+                "template": {"spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.60.0"}]}},
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": "gpu",
+                    "replicas": 1,
+                    "minReplicas": 0,
+                    "maxReplicas": 2,
+                    "rayStartParams": {},
+                    "template": {"spec": {"containers": [{"name": "ray-worker", "image": "rayproject/ray:2.60.0"}]}},
+                }
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -88,14 +104,20 @@ def main() -> int:
             seen: dict[str, list[tuple[float, int]]] = {}
             lock = threading.Lock()
 
-            def on_rc(kind: str, obj: dict[str, Any], t: float) -> None:
+            def on_rc(_kind: str, obj: dict[str, Any], t: float) -> None:
                 groups = obj.get("spec", {}).get("workerGroupSpecs") or []
                 if groups:
                     with lock:
                         seen.setdefault(obj["metadata"]["name"], []).append((t, int(groups[0].get("replicas", 0))))
 
-            watcher = Watcher(custom.list_namespaced_custom_object, on_rc, group="ray.io", version="v1",
-                              namespace=ns, plural="rayclusters")  # fmt: skip
+            watcher = Watcher(
+                custom.list_namespaced_custom_object,
+                on_rc,
+                group="ray.io",
+                version="v1",
+                namespace=ns,
+                plural="rayclusters",
+            )
             watcher.start()
             watcher.ready.wait(10)
 
@@ -137,11 +159,16 @@ def main() -> int:
 
 
 def run_portalis(kube: Any, ns: str, redis: RedisServer, custom: Any, replicas_reached: Any) -> list[float]:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "unused"},
-              "data": {"x": base64.b64encode(b"y").decode()}}  # fmt: skip
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "unused"},
+        "data": {"x": base64.b64encode(b"y").decode()},
+    }
     kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(secret))
-    custom.create_namespaced_custom_object("portalis.dev", "v1alpha1", ns, "translationclusters",
-                                           cluster_manifest(redis.url))  # fmt: skip
+    custom.create_namespaced_custom_object(
+        "portalis.dev", "v1alpha1", ns, "translationclusters", cluster_manifest(redis.url)
+    )
     queue = queue_for(redis.url, ns, "scale")
     queue.ensure_groups()
     if replicas_reached("scale", 1, 0.0, 60) is None:
@@ -194,10 +221,14 @@ def run_keda_timing(ns: str, redis: RedisServer, custom: Any, replicas_reached: 
                 next_sync += HPA_SYNC_SECONDS
                 if metric >= 11:  # ceil(15 / 10) = 2 replicas
                     custom.patch_namespaced_custom_object(
-                        "ray.io", "v1", ns, "rayclusters", name,
+                        "ray.io",
+                        "v1",
+                        ns,
+                        "rayclusters",
+                        name,
                         [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 2}],
                         _content_type="application/json-patch+json",
-                    )  # fmt: skip
+                    )
                     break
             time.sleep(min(next_poll, next_sync) - time.monotonic() if min(next_poll, next_sync) > now else 0)
         t1 = replicas_reached(name, 2, t0, 10)

@@ -44,20 +44,20 @@ class Watcher(threading.Thread):
     def run(self) -> None:
         resource_version = None
         while not self.stopped.is_set():
-            w = kubernetes.watch.Watch()
+            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
             try:
                 if resource_version is None:
                     listing = self.list_fn(**self.kwargs)
                     meta = listing["metadata"] if isinstance(listing, dict) else listing.metadata
                     resource_version = meta["resourceVersion"] if isinstance(meta, dict) else meta.resource_version
                     self.ready.set()
-                for event in w.stream(
+                for event in w.stream(  # type: ignore[no-untyped-call]
                     self.list_fn, resource_version=resource_version, timeout_seconds=5, **self.kwargs
                 ):
                     now = time.monotonic()
                     obj = event["object"]
                     raw = (
-                        obj if isinstance(obj, dict) else kubernetes.client.ApiClient().sanitize_for_serialization(obj)
+                        obj if isinstance(obj, dict) else kubernetes.client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
                     )
                     resource_version = raw["metadata"]["resourceVersion"]
                     self.on_event(event["type"], raw, now)
@@ -69,7 +69,7 @@ class Watcher(threading.Thread):
                     continue
                 raise
             finally:
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]
 
     def stop(self) -> None:
         self.stopped.set()

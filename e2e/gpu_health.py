@@ -161,14 +161,21 @@ def notification(
         "alerts": [
             {
                 "status": status,
-                "labels": {"alertname": alertname, "severity": "critical", "portalis_action": action,
-                           "Hostname": n, "gpu": "0", "UUID": f"GPU-{n}", "modelName": "NVIDIA H100 80GB HBM3"},
+                "labels": {
+                    "alertname": alertname,
+                    "severity": "critical",
+                    "portalis_action": action,
+                    "Hostname": n,
+                    "gpu": "0",
+                    "UUID": f"GPU-{n}",
+                    "modelName": "NVIDIA H100 80GB HBM3",
+                },
                 "annotations": {"summary": f"Uncorrectable ECC errors on GPU 0 of node {n}"},
                 "fingerprint": uuid.uuid4().hex[:16],
             }
             for n in nodes
         ],
-    }  # fmt: skip
+    }
 
 
 def post(url: str, body: bytes | dict[str, Any], token: str | None = TOKEN) -> int:
@@ -224,9 +231,16 @@ class LocalWorkers:
 
     def _pods(self) -> dict[str, dict[str, Any]]:
         proc = self.kube.kubectl(
-            "-n", self.namespace, "get", "pods", "-l", f"portalis.dev/cluster={self.cluster},portalis.dev/role=worker",
-            "-o", "json", check=False,
-        )  # fmt: skip
+            "-n",
+            self.namespace,
+            "get",
+            "pods",
+            "-l",
+            f"portalis.dev/cluster={self.cluster},portalis.dev/role=worker",
+            "-o",
+            "json",
+            check=False,
+        )
         if proc.returncode != 0:
             return {}
         return {p["metadata"]["name"]: p for p in json.loads(proc.stdout)["items"]}
@@ -238,11 +252,29 @@ class LocalWorkers:
         log = Path(f"/tmp/portalis-e2e-{name}.log")
         with open(log, "ab") as fh:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "portalis", "worker", "run", "--namespace", self.namespace,
-                 "--cluster", self.cluster, "--redis-url", self.redis.url, "--name", name, "--concurrency", "1",
-                 "--visibility-timeout-seconds", "5"],
-                stdout=fh, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "portalis",
+                    "worker",
+                    "run",
+                    "--namespace",
+                    self.namespace,
+                    "--cluster",
+                    self.cluster,
+                    "--redis-url",
+                    self.redis.url,
+                    "--name",
+                    name,
+                    "--concurrency",
+                    "1",
+                    "--visibility-timeout-seconds",
+                    "5",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         self.started.append(name)
 
     def _run(self) -> None:

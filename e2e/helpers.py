@@ -16,15 +16,16 @@ from portalis_devcluster.cluster import DevCluster
 T = TypeVar("T")
 
 
-def wait_for(fn: Callable[[], T], timeout: float = 30, interval: float = 0.2) -> T:
+def wait_for(fn: Callable[[], T | None], timeout: float = 30, interval: float = 0.2) -> T:
     """Poll ``fn`` until it returns something truthy; fail with the last value after ``timeout``."""
     deadline = time.monotonic() + timeout
-    last: T = fn()
+    last = fn()
     while not last:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout}s (last value {last!r})")
         time.sleep(interval)
         last = fn()
+    assert last is not None
     return last
 
 

@@ -125,11 +125,30 @@ class JobEnv:
             )
             with open(log, "ab") as fh:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "portalis", "worker", "run", "--namespace", self.namespace,
-                     "--cluster", cluster or self.name, "--redis-url", self.redis.url, "--name", name,
-                     "--concurrency", str(concurrency), "--visibility-timeout-seconds", "3", *metrics],
-                    stdout=fh, stderr=subprocess.STDOUT, env=env,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "portalis",
+                        "worker",
+                        "run",
+                        "--namespace",
+                        self.namespace,
+                        "--cluster",
+                        cluster or self.name,
+                        "--redis-url",
+                        self.redis.url,
+                        "--name",
+                        name,
+                        "--concurrency",
+                        str(concurrency),
+                        "--visibility-timeout-seconds",
+                        "3",
+                        *metrics,
+                    ],
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
             self.workers.append(proc)
             self.logs.append(log)
             names.append(name)

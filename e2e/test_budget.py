@@ -55,29 +55,38 @@ def test_warning_then_limit_with_block_scale_up(env: JobEnv, operator: OperatorP
         workers={"gpuType": "H100", "minWorkers": 1, "maxWorkers": 4},
         autoscaling={"targetItemsPerWorker": 10, "scaleDownStabilizationSeconds": 600},
         pricing={"onDemandGpuHour": "3.60"},
-        budget={"daily": "10.00", "alertThresholdPercent": 50, "onExceeded": "BlockScaleUp",
-                "timezone": quiet_timezone()},
-    )  # fmt: skip
+        budget={
+            "daily": "10.00",
+            "alertThresholdPercent": 50,
+            "onExceeded": "BlockScaleUp",
+            "timezone": quiet_timezone(),
+        },
+    )
     wait_for(lambda: env.cluster.condition("tc", "tc", "Ready") == "True", timeout=30)
     wait_for(lambda: condition(env, "tc", "tc", "BudgetWarning"), timeout=15)
     assert condition(env, "tc", "tc", "BudgetWarning")["status"] == "False"  # type: ignore[index]
 
     advance(operator, 1.5)  # 1 GPU for 1.5 h at 3.60: 5.40 of 10.00
-    warning = wait_for(lambda: (lambda c: c if c and c["status"] == "True" else None)(
-        condition(env, "tc", "tc", "BudgetWarning")), timeout=20)  # fmt: skip
+    warning = wait_for(
+        lambda: (lambda c: c if c and c["status"] == "True" else None)(condition(env, "tc", "tc", "BudgetWarning")),
+        timeout=20,
+    )
     assert "daily spend 5.4" in warning["message"] and "50%" in warning["message"]
     assert any(e["reason"] == warning["reason"] for e in env.cluster.events("TranslationCluster", "tc"))
     with urllib.request.urlopen(operator.metrics_url, timeout=5) as resp:
         scraped = resp.read().decode()
     line = next(
-        ln for ln in scraped.splitlines()
+        ln
+        for ln in scraped.splitlines()
         if ln.startswith("portalis_budget_percent{") and f'namespace="{env.namespace}"' in ln and "daily" in ln
-    )  # fmt: skip
+    )
     assert float(line.rsplit(" ", 1)[1]) >= 50
 
     advance(operator, 3)  # 10.80 of 10.00
-    exceeded = wait_for(lambda: (lambda c: c if c and c["status"] == "True" else None)(
-        condition(env, "tc", "tc", "BudgetExceeded")), timeout=20)  # fmt: skip
+    exceeded = wait_for(
+        lambda: (lambda c: c if c and c["status"] == "True" else None)(condition(env, "tc", "tc", "BudgetExceeded")),
+        timeout=20,
+    )
     assert exceeded["reason"] == "DailyLimitReached" and "BlockScaleUp" in exceeded["message"]
     budget = env.cluster.get("tc", "tc")["status"]["budget"]
     assert Decimal(budget["daily"]["spent"]) >= Decimal("10.80") and budget["daily"]["limit"] == "10.00"
@@ -119,10 +128,14 @@ def test_suspend_scales_to_zero_and_the_paused_job_completes_after_the_limit_is_
 
     advance(operator, 2)  # 7.20 of 5.00
     assert wait_for(lambda: replicas(env) == 0, timeout=20)
-    assert wait_for(lambda: not env.cluster.get("pods", "-l", "portalis.dev/cluster=tc,portalis.dev/role=worker")[
-        "items"], timeout=30)  # fmt: skip
-    held = wait_for(lambda: (lambda c: c if c and c["status"] == "True" else None)(
-        condition(env, "tj", "paused", "BudgetHeld")), timeout=20)  # fmt: skip
+    assert wait_for(
+        lambda: not env.cluster.get("pods", "-l", "portalis.dev/cluster=tc,portalis.dev/role=worker")["items"],
+        timeout=30,
+    )
+    held = wait_for(
+        lambda: (lambda c: c if c and c["status"] == "True" else None)(condition(env, "tj", "paused", "BudgetHeld")),
+        timeout=20,
+    )
     assert "Suspend" in held["message"]
     wait_for(lambda: env.queue().backlog() == 0, timeout=10)
     env.start_workers(count=1, concurrency=2)

@@ -165,9 +165,27 @@ MONEY_OK = st.one_of(
     st.sampled_from(["0", "0.00", "0.01", "3.60", "500.00", "99999999999999999999", "00007.5"]),
 )
 MONEY_BAD = st.sampled_from(
-    ["-1.00", "1.234", "1e3", "\uff11\uff10\uff10", "500.00 ", " 500", "500.", ".50", "", "NaN", "Infinity", "5,00",
-     "$5", "0x1F", "1" * 21, "\u0663.\u0665\u0660", "5.0.0", "+5"]
-)  # fmt: skip
+    [
+        "-1.00",
+        "1.234",
+        "1e3",
+        "\uff11\uff10\uff10",
+        "500.00 ",
+        " 500",
+        "500.",
+        ".50",
+        "",
+        "NaN",
+        "Infinity",
+        "5,00",
+        "$5",
+        "0x1F",
+        "1" * 21,
+        "\u0663.\u0665\u0660",
+        "5.0.0",
+        "+5",
+    ]
+)
 BUCKET_OK = st.one_of(
     st.from_regex(r"[a-z0-9][a-z0-9.-]{1,20}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s),
     st.sampled_from(["abc", "a" * 63, SOURCE_BUCKET, ARTIFACTS_BUCKET, "1.2.3.4", "no-such-bucket"]),
@@ -472,12 +490,14 @@ def repair_cluster(draw: Callable[..., Any], spec: dict[str, Any]) -> dict[str, 
         if not windows and not budget.get("tenants"):
             budget["daily"] = "500.00"
         present = [w for w in windows if _money(budget[w]) is not None]  # daily <= weekly <= monthly
-        budget.update(zip(present, sorted((budget[w] for w in present), key=_money), strict=True))
+        budget.update(zip(present, sorted((budget[w] for w in present), key=lambda v: _money(v) or 0.0), strict=True))
         for tenant in budget.get("tenants") or []:
             if not any(w in tenant for w in ("daily", "weekly", "monthly")):
                 tenant["daily"] = "1.00"
             present = [w for w in ("daily", "weekly", "monthly") if _money(tenant.get(w)) is not None]
-            tenant.update(zip(present, sorted((tenant[w] for w in present), key=_money), strict=True))
+            tenant.update(
+                zip(present, sorted((tenant[w] for w in present), key=lambda v: _money(v) or 0.0), strict=True)
+            )
     return spec
 
 
@@ -555,8 +575,12 @@ def cases(draw: Callable[..., Any], kind: str) -> Case:
     companion = None
     if kind == "TranslationJob" and isinstance(spec, dict) and chance(draw, 25):
         _, tc_spec = draw(specs("TranslationCluster", "valid"))
-        companion = {"apiVersion": API_VERSION, "kind": "TranslationCluster",
-                     "metadata": {"name": _name("fz-tcj")}, "spec": tc_spec}  # fmt: skip
+        companion = {
+            "apiVersion": API_VERSION,
+            "kind": "TranslationCluster",
+            "metadata": {"name": _name("fz-tcj")},
+            "spec": tc_spec,
+        }
         if isinstance(spec.get("clusterRef"), dict):
             spec["clusterRef"] = {"name": companion["metadata"]["name"]}
     validation = pick(draw, ["Strict", "Strict", "Warn", "Ignore"])
@@ -571,7 +595,7 @@ class Api:
 
     def __init__(self, kube: DevCluster) -> None:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))
+        client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
         self.custom = kubernetes.client.CustomObjectsApi(client)
 
     @staticmethod
@@ -644,8 +668,9 @@ class Tally:
             meta = body["metadata"]
             body = {**body, "metadata": {k: meta[k] for k in ("name", "generation") if k in meta}}
         text = json.dumps(body, ensure_ascii=True, default=str)
-        self.findings.append(f"{case.kind} ({case.shape}, fieldValidation={case.field_validation}): {what}\n"
-                             f"    object: {text[:3000]}")  # fmt: skip
+        self.findings.append(
+            f"{case.kind} ({case.shape}, fieldValidation={case.field_validation}): {what}\n    object: {text[:3000]}"
+        )
 
 
 def _rejection_problem(code: int, body: dict[str, Any]) -> str | None:
@@ -681,8 +706,14 @@ def submit(api: Api, ns: str, case: Case, manifest: dict[str, Any], tally: Tally
 
 def run_case(api: Api, ns: str, case: Case, tally: Tally) -> None:
     if case.companion is not None:
-        submit(api, ns, Case("TranslationCluster", case.companion, "companion", "Strict"), case.companion, tally,
-               "companion cluster")  # fmt: skip
+        submit(
+            api,
+            ns,
+            Case("TranslationCluster", case.companion, "companion", "Strict"),
+            case.companion,
+            tally,
+            "companion cluster",
+        )
     obj = submit(api, ns, case, case.manifest, tally, "create")
     if obj is None or case.update is None:
         return
@@ -700,8 +731,12 @@ def run_case(api: Api, ns: str, case: Case, tally: Tally) -> None:
     generation = int(answer["metadata"].get("generation") or 1)
     after = wait_observed(api, ns, case.kind, answer["metadata"]["name"], generation, OBSERVE_SECONDS)
     if after is not None and not observed_at(after, generation):
-        tally.find(f"update accepted but generation {generation} not observed within {OBSERVE_SECONDS:.0f}s; "
-                   f"status: {after.get('status')}", case, after)  # fmt: skip
+        tally.find(
+            f"update accepted but generation {generation} not observed within {OBSERVE_SECONDS:.0f}s; "
+            f"status: {after.get('status')}",
+            case,
+            after,
+        )
 
 
 # ---- the operator's log -------------------------------------------------------------------------------------
@@ -790,8 +825,12 @@ def fuzz_ns(operator: OperatorProcess, namespace: str, redis_server: RedisServer
     never hangs in Terminating.
     """
     kube = operator.kube
-    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "fuzz-pods"},
-             "spec": {"hard": {"pods": MAX_POD_COUNT}}}  # fmt: skip
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "fuzz-pods"},
+        "spec": {"hard": {"pods": MAX_POD_COUNT}},
+    }
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(quota))
     wired = {
         "url": redis_server.url,
@@ -824,8 +863,9 @@ def _delete_all(kube: DevCluster, namespace: str, kinds: str, timeout: float) ->
         time.sleep(0.5)
     for name in left:
         print(f"{namespace}/{name} kept its finalizers for {timeout:.0f}s after deletion; removing them")
-        kube.kubectl("-n", namespace, "patch", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
-                     check=False)  # fmt: skip
+        kube.kubectl(
+            "-n", namespace, "patch", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+        )
 
 
 def fresh_cluster(kube: DevCluster, ns: str, s3_server: S3Server, name: str) -> None:
@@ -992,7 +1032,7 @@ def test_clusters_whose_redis_never_answers_do_not_wedge_the_operator(
         )
 
         def degraded_reason(name: str) -> str | None:
-            for c in (api.get(fuzz_ns, "TranslationCluster", name).get("status") or {}).get("conditions") or []:
+            for c in ((api.get(fuzz_ns, "TranslationCluster", name) or {}).get("status") or {}).get("conditions") or []:
                 if c.get("type") == "Degraded" and c.get("status") == "True":
                     return str(c.get("reason"))
             return None

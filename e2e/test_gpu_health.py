@@ -84,10 +84,8 @@ def make_pool(crds: DevCluster, dcgm: FakeDcgmExporter) -> Iterator[Callable[[in
 
 
 @pytest.fixture
-def env(
-    health_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server
-) -> Iterator[JobEnv]:
-    yield job_env(health_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
+def env(health_operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> JobEnv:
+    return job_env(health_operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
 
 
 def worker_pods(env: JobEnv, name: str = "tc") -> list[dict[str, Any]]:
@@ -141,9 +139,12 @@ def wait_series(mon: Monitoring, node_name: str) -> None:
 
 
 def test_a_dbe_error_quarantines_the_right_node_moves_its_workers_and_the_job_loses_nothing(
-    env: JobEnv, make_pool: Callable[[int], Pool], dcgm: FakeDcgmExporter, monitoring: Monitoring,
+    env: JobEnv,
+    make_pool: Callable[[int], Pool],
+    dcgm: FakeDcgmExporter,
+    monitoring: Monitoring,
     health_operator: OperatorProcess,
-) -> None:  # fmt: skip
+) -> None:
     pool = make_pool(4)
     env.create_cluster(workers=pool.workers_spec(minWorkers=2, maxWorkers=2), health={"eccAction": "Cordon"})
     first = running_workers(env, 2)
@@ -287,9 +288,12 @@ def test_a_pdb_that_forbids_eviction_holds_the_drain_and_a_restarted_operator_fi
 
 
 def test_an_alert_storm_on_half_the_nodes_quarantines_no_more_than_the_limit_and_trips_the_breaker(
-    env: JobEnv, make_pool: Callable[[int], Pool], dcgm: FakeDcgmExporter, monitoring: Monitoring,
+    env: JobEnv,
+    make_pool: Callable[[int], Pool],
+    dcgm: FakeDcgmExporter,
+    monitoring: Monitoring,
     health_operator: OperatorProcess,
-) -> None:  # fmt: skip
+) -> None:
     pool = make_pool(6)
     env.create_cluster(
         workers=pool.workers_spec(minWorkers=6, maxWorkers=6),
@@ -366,9 +370,16 @@ def test_dry_run_writes_nothing_to_nodes_or_pods_and_records_the_plan(
     dry = [e for e in env.cluster.events("TranslationCluster", "tc") if e["reason"] == "DryRun"]
     assert dry and "nothing changed" in dry[0]["message"]
     time.sleep(2)
-    assert portalis_marks(node(env.cluster.kube, target)) == before == {
-        "unschedulable": False, "taints": [], "labels": {}, "annotations": {},
-    }  # fmt: skip
+    assert (
+        portalis_marks(node(env.cluster.kube, target))
+        == before
+        == {
+            "unschedulable": False,
+            "taints": [],
+            "labels": {},
+            "annotations": {},
+        }
+    )
     pods_after = env.cluster.get("pods", "--field-selector", f"spec.nodeName={target}")["items"]
     assert [(p["metadata"]["name"], p["metadata"].get("deletionTimestamp")) for p in pods_after] == [
         (p["metadata"]["name"], None) for p in pods_before

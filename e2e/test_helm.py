@@ -38,9 +38,17 @@ CRDS = ("translationclusters.portalis.dev", "translationjobs.portalis.dev")
 FORBIDDEN = re.compile(r"Forbidden|\b403\b")
 # Everything the chart creates carries these labels; after `helm uninstall` nothing with them may remain.
 CHART_KINDS = (
-    "deployments", "replicasets", "pods", "serviceaccounts", "services", "secrets", "configmaps", "roles",
-    "rolebindings", "poddisruptionbudgets",
-)  # fmt: skip
+    "deployments",
+    "replicasets",
+    "pods",
+    "serviceaccounts",
+    "services",
+    "secrets",
+    "configmaps",
+    "roles",
+    "rolebindings",
+    "poddisruptionbudgets",
+)
 CLUSTER_KINDS = ("clusterroles", "clusterrolebindings")
 
 
@@ -103,7 +111,10 @@ class Release:
         return [d for d in self.manifest if d.get("kind") == kind]
 
     def deployment(self) -> dict[str, Any]:
-        return json.loads(self.kube.kubectl("-n", self.namespace, "get", "deploy", self.name, "-o", "json").stdout)
+        deployment: dict[str, Any] = json.loads(
+            self.kube.kubectl("-n", self.namespace, "get", "deploy", self.name, "-o", "json").stdout
+        )
+        return deployment
 
     def operator_pods(self) -> list[dict[str, Any]]:
         selector = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/name=portalis"
@@ -118,10 +129,22 @@ def release(kube: DevCluster) -> Iterator[Release]:
     name = f"portalis-{ns}"  # ClusterRoles are cluster-wide: one name per test run
     kube.kubectl("create", "namespace", ns)
     helm(
-        kube, "install", name, str(CHART), "-n", ns, "--wait", "--timeout", "2m",
-        "--set", "image.repository=registry.local/portalis",
-        "--set", f"clusterNamespaces={{{ns}}}", "--set", f"watchNamespaces={{{ns}}}",
-    )  # fmt: skip
+        kube,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "2m",
+        "--set",
+        "image.repository=registry.local/portalis",
+        "--set",
+        f"clusterNamespaces={{{ns}}}",
+        "--set",
+        f"watchNamespaces={{{ns}}}",
+    )
     rendered = helm(kube, "get", "manifest", name, "-n", ns).stdout
     try:
         yield Release(kube, ns, name, [d for d in yaml.safe_load_all(rendered) if d])
@@ -277,9 +300,21 @@ def test_upgrade_rolls_the_operator_deployment(release: Release) -> None:
     before = release.deployment()
     old_hash = release.operator_pods()[0]["metadata"]["labels"]["pod-template-hash"]
     helm(
-        kube, "upgrade", release.name, str(CHART), "-n", ns, "--reuse-values",
-        "--set", "resources.limits.memory=2Gi", "--set", "logFormat=text", "--wait", "--timeout", "2m",
-    )  # fmt: skip
+        kube,
+        "upgrade",
+        release.name,
+        str(CHART),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "resources.limits.memory=2Gi",
+        "--set",
+        "logFormat=text",
+        "--wait",
+        "--timeout",
+        "2m",
+    )
     after = release.deployment()
     assert after["metadata"]["generation"] > before["metadata"]["generation"]
     container = after["spec"]["template"]["spec"]["containers"][0]
@@ -294,8 +329,9 @@ def test_upgrade_rolls_the_operator_deployment(release: Release) -> None:
 
     pods = wait_for(rolled, timeout=90, interval=0.5)
     assert len(pods) == 1
-    sets = json.loads(kube.kubectl("-n", ns, "get", "rs", "-l", f"app.kubernetes.io/instance={release.name}",
-                                   "-o", "json").stdout)["items"]  # fmt: skip
+    sets = json.loads(
+        kube.kubectl("-n", ns, "get", "rs", "-l", f"app.kubernetes.io/instance={release.name}", "-o", "json").stdout
+    )["items"]
     replicas = {rs["metadata"]["labels"]["pod-template-hash"]: rs["spec"]["replicas"] for rs in sets}
     assert replicas[old_hash] == 0 and len(replicas) == 2
     rollout = kube.kubectl("-n", ns, "rollout", "status", f"deployment/{release.name}", "--timeout=60s")
@@ -347,8 +383,9 @@ def test_kubectl_apply_k_gives_the_same_running_system_on_a_clean_cluster(kube: 
         second.kubectl("-n", ns, "rollout", "status", "deployment/portalis", "--timeout=90s", timeout=120)
 
         def running() -> list[dict[str, Any]]:
-            pods = json.loads(second.kubectl("-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=portalis",
-                                             "-o", "json").stdout)["items"]  # fmt: skip
+            pods = json.loads(
+                second.kubectl("-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=portalis", "-o", "json").stdout
+            )["items"]
             return [p for p in pods if p["status"].get("phase") == "Running"]
 
         pods = wait_for(running, timeout=60)
@@ -364,8 +401,10 @@ def test_kubectl_apply_k_gives_the_same_running_system_on_a_clean_cluster(kube: 
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "portalis", "namespace": ns}]
 
         live = [json.loads(second.kubectl("get", "clusterrole", "portalis", "-o", "json").stdout)]
-        live += [json.loads(second.kubectl("-n", ns, "get", "role", r, "-o", "json").stdout)
-                 for r in ("portalis-leader-election", "portalis-secrets")]  # fmt: skip
+        live += [
+            json.loads(second.kubectl("-n", ns, "get", "role", r, "-o", "json").stdout)
+            for r in ("portalis-leader-election", "portalis-secrets")
+        ]
         from_chart = [d for d in chart if d["kind"] in ("ClusterRole", "Role")]
         assert sorted(r["metadata"]["name"] for r in from_chart) == sorted(r["metadata"]["name"] for r in live)
         assert flat_rules(live) == flat_rules(from_chart)

@@ -78,10 +78,21 @@ def test_submit_uploads_the_sample_codebase_follows_the_job_and_prints_its_outpu
     jobs.start_workers(count=2, concurrency=2)
     sources = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*.py"))
     proc = kubectl_portalis(
-        kube, "submit", str(SAMPLE), "--cluster", jobs.name, "-n", ns, "--name", "sample",
-        "--max-failed-items", "10%", "--timeout", "240",
+        kube,
+        "submit",
+        str(SAMPLE),
+        "--cluster",
+        jobs.name,
+        "-n",
+        ns,
+        "--name",
+        "sample",
+        "--max-failed-items",
+        "10%",
+        "--timeout",
+        "240",
         timeout=300,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     out = proc.stdout
     assert f"uploading {len(sources)} files from {SAMPLE} to s3://{ARTIFACTS}/sources/sample/" in out
@@ -166,8 +177,11 @@ def test_logs_follow_streams_events_until_the_job_ends(jobs: JobEnv, tmp_path: P
     assert "uploading 6 files" in sub.stdout and "kubectl portalis logs tj/tiny" in sub.stdout
     follower = subprocess.Popen(
         [str(kube.tc.kubectl), "portalis", "logs", "tj/tiny", "-n", ns, "--follow", "--timeout", "120"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env(kube),
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=plugin_env(kube),
+    )
     try:
         time.sleep(2)  # the follower has printed what happened so far; new Events come after this
         jobs.start_workers(count=1)

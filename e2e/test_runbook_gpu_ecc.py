@@ -41,7 +41,9 @@ class Block:
 
 
 def bash_blocks(text: str) -> list[Block]:
-    blocks, heading, lines, inside = [], "", [], False
+    blocks: list[Block] = []
+    lines: list[str] = []
+    heading, inside = "", False
     for line in text.splitlines():
         if not inside and line.startswith("#"):
             heading = line.lstrip("#").strip()
@@ -114,8 +116,11 @@ def run_runbook(kube: DevCluster, skip: set[str], variables: dict[str, str]) -> 
             continue
         proc = subprocess.run(
             ["bash", "-e", "-o", "pipefail", "-c", block.code],
-            env=env, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert proc.returncode == 0, (
             f"under {block.heading!r}:\n{block.code}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
@@ -154,10 +159,15 @@ def test_the_runbook_runs_as_written_and_the_node_ends_released(
     wait_for(lambda: target not in listed(), timeout=20)
     events = json.loads(
         kube.kubectl(
-            "get", "events", "-A", "--field-selector",
-            f"involvedObject.kind=Node,involvedObject.name={target},reason=NodeReleased", "-o", "json",
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            f"involvedObject.kind=Node,involvedObject.name={target},reason=NodeReleased",
+            "-o",
+            "json",
         ).stdout
-    )["items"]  # fmt: skip
+    )["items"]
     assert events, "no NodeReleased Event"
     reason = "annotation" if path == "annotation" else "taint removed"
     assert f"({reason})" in events[0]["message"]

@@ -187,9 +187,15 @@ class Shell:
         )
         watch = bool(WATCH.search(command))
         proc = subprocess.Popen(
-            ["bash", "-e", "-c", script], cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
+            ["bash", "-e", "-c", script],
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(timeout=WATCH_SECONDS if watch else COMMAND_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -217,8 +223,19 @@ def operator_namespace(kube: DevCluster) -> Iterator[str]:
     """
     ns = f"rbop-{uuid.uuid4().hex[:6]}"
     kube.kubectl("create", "namespace", ns)
-    helm = [str(kube.tc.helm), "install", "portalis", str(ROOT / "charts" / "portalis"), "-n", ns, "--wait",
-            "--set", "rbac.create=false", "--set", "image.repository=registry.local/portalis"]  # fmt: skip
+    helm = [
+        str(kube.tc.helm),
+        "install",
+        "portalis",
+        str(ROOT / "charts" / "portalis"),
+        "-n",
+        ns,
+        "--wait",
+        "--set",
+        "rbac.create=false",
+        "--set",
+        "image.repository=registry.local/portalis",
+    ]
     proc = subprocess.run(helm, capture_output=True, text=True, env=kube.env(), timeout=180)
     assert proc.returncode == 0, proc.stderr
     try:
@@ -259,17 +276,36 @@ def scene(
     for path in SAMPLE.rglob("*.py"):
         store.put_bytes(bucket, f"repo/{path.relative_to(SAMPLE).as_posix()}", path.read_bytes())
     c.kubectl("apply", "-f", "-", input=secret("portalis-redis", {"url": redis_server.url}))
-    c.kubectl("apply", "-f", "-", input=secret("portalis-s3", {
-        "AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
-    }))  # fmt: skip
+    c.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=secret(
+            "portalis-s3",
+            {
+                "AWS_ACCESS_KEY_ID": s3_server.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+            },
+        ),
+    )
     tc: dict[str, Any] = yaml.safe_load((EXAMPLES / "translationcluster-h100.yaml").read_text())
-    tc = merge(tc, {"metadata": {"name": cluster},
-                    "spec": {"storage": {"endpoint": s3_server.endpoint, "forcePathStyle": True}}})  # fmt: skip
+    tc = merge(
+        tc,
+        {"metadata": {"name": cluster}, "spec": {"storage": {"endpoint": s3_server.endpoint, "forcePathStyle": True}}},
+    )
     c.kubectl("apply", "-f", "-", input=json.dumps(tc))
     tj: dict[str, Any] = yaml.safe_load((EXAMPLES / "translationjob-batch.yaml").read_text())
-    tj = merge(tj, {"metadata": {"name": job}, "spec": {
-        "clusterRef": {"name": cluster}, "source": {"bucket": bucket, "prefix": "repo/"}, "output": {"bucket": bucket},
-    }})  # fmt: skip
+    tj = merge(
+        tj,
+        {
+            "metadata": {"name": job},
+            "spec": {
+                "clusterRef": {"name": cluster},
+                "source": {"bucket": bucket, "prefix": "repo/"},
+                "output": {"bucket": bucket},
+            },
+        },
+    )
     manifest = tmp_path / f"{job}.yaml"
     manifest.write_text(yaml.safe_dump(tj, sort_keys=False))
     c.kubectl("apply", "-f", str(manifest))
@@ -281,8 +317,13 @@ def scene(
     env["PATH"] = os.pathsep.join([str(VENV_BIN), env["PATH"]])  # `kubectl portalis` resolves as a plugin
     for name in PLACEHOLDERS:
         env.pop(name, None)
-    values = {"NS": namespace, "CLUSTER": cluster, "JOB": job, "OPERATOR_NS": operator_namespace,
-              "REDIS_URL": redis_server.url}  # fmt: skip
+    values = {
+        "NS": namespace,
+        "CLUSTER": cluster,
+        "JOB": job,
+        "OPERATOR_NS": operator_namespace,
+        "REDIS_URL": redis_server.url,
+    }
     return Scene(values, tmp_path, env)
 
 

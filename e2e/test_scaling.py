@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def env(operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> Iterator[JobEnv]:
-    yield job_env(operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
+def env(operator: OperatorProcess, namespace: str, redis_server: RedisServer, s3_server: S3Server) -> JobEnv:
+    return job_env(operator.kube, namespace, redis_server, s3_server, ARTIFACTS)
 
 
 def items(env: JobEnv, count: int, job_uid: str = "scale-test", priority: str = "Batch") -> list[WorkItem]:

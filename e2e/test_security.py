@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +95,17 @@ def _in_text(text: str, where: str) -> list[str]:
 
 def _redis_dump(client: redis.Redis, key: bytes) -> str:
     """Everything stored under ``key``, whatever its type, as text."""
-    kind = client.type(key).decode()
-    value: Any = {
+    raw = client.type(key)
+    kind = raw.decode() if isinstance(raw, bytes) else str(raw)
+    read: dict[str, Callable[[], Any]] = {
         "string": lambda: client.get(key),
         "hash": lambda: client.hgetall(key),
         "list": lambda: client.lrange(key, 0, -1),
         "set": lambda: client.smembers(key),
         "zset": lambda: client.zrange(key, 0, -1),
         "stream": lambda: client.xrange(key),
-    }.get(kind, lambda: b"")()
-    return repr(value)
+    }
+    return repr(read.get(kind, lambda: b"")())
 
 
 # ---- the operator never shows a secret ----------------------------------------------------------------------
@@ -318,7 +319,7 @@ def test_webhook_without_a_token_is_refused(receiver: Receiver) -> None:
     assert resp.status == 401
     assert resp.getheader("WWW-Authenticate", "").startswith("Bearer")
     for header in ({"Authorization": "Bearer"}, {"Authorization": "Bearer "}, {"Authorization": f"Basic {TOKEN}"}):
-        assert receiver.post(token=None, **header).status == 401, header
+        assert receiver.post(ALERT, None, **header).status == 401, header
     assert receiver.received == []
 
 

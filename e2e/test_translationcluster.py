@@ -96,12 +96,18 @@ def test_more_gpus_than_the_fleet_has_reports_insufficient_gpus(tc: Cluster) -> 
 def test_spec_changes_update_the_raycluster_and_its_pods(tc: Cluster) -> None:
     tc.apply_example(EXAMPLES / "translationcluster-h100.yaml")
     wait_for(lambda: tc.condition("tc", "h100", "Ready") == "True", timeout=20)
-    tc.kubectl("patch", "tc", "h100", "--type=merge", "-p",
-               json.dumps({"spec": {"workers": {"gpusPerWorker": 2, "minWorkers": 3}}}))  # fmt: skip
+    tc.kubectl(
+        "patch",
+        "tc",
+        "h100",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"workers": {"gpusPerWorker": 2, "minWorkers": 3}}}),
+    )
 
     def updated() -> bool:
         group = tc.get("raycluster", "h100")["spec"]["workerGroupSpecs"][0]
-        return group["replicas"] == 3 and group["rayStartParams"]["num-gpus"] == "2"
+        return bool(group["replicas"] == 3 and group["rayStartParams"]["num-gpus"] == "2")
 
     assert wait_for(updated, timeout=15)
 
@@ -131,9 +137,22 @@ def test_deleted_or_edited_raycluster_is_restored(tc: Cluster) -> None:
     assert wait_for(recreated, timeout=20)
     assert wait_for(lambda: tc.condition("tc", "h100", "Ready") == "True", timeout=30)
 
-    tc.kubectl("patch", "raycluster", "h100", "--type=json", "-p", json.dumps([
-        {"op": "replace", "path": "/spec/workerGroupSpecs/0/template/spec/containers/0/image", "value": "evil:1"},
-    ]))  # fmt: skip
+    tc.kubectl(
+        "patch",
+        "raycluster",
+        "h100",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {
+                    "op": "replace",
+                    "path": "/spec/workerGroupSpecs/0/template/spec/containers/0/image",
+                    "value": "evil:1",
+                },
+            ]
+        ),
+    )
 
     def image_restored() -> bool:
         group = tc.get("raycluster", "h100")["spec"]["workerGroupSpecs"][0]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from typing_extensions import override
+
 from portalis_devcluster.cluster import free_port
 
 MODELS = {
@@ -157,6 +159,7 @@ class FakeDcgmExporter:
                 self.end_headers()
                 self.wfile.write(body)
 
+            @override
             def log_message(self, format: str, *args: Any) -> None:
                 return
 

@@ -86,14 +86,23 @@ def main() -> int:
         creds = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
         kubectl("apply", "-n", NAMESPACE, "-f", "-", input=_secret("portalis-s3", creds))
         _say("applying manifests/examples/translationcluster-h100.yaml (storage pointed at the local S3)")
-        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=_example(
-            "translationcluster-h100.yaml", {"storage": {"endpoint": s3.endpoint, "forcePathStyle": True}}
-        ))  # fmt: skip
+        kubectl(
+            "apply",
+            "-n",
+            NAMESPACE,
+            "-f",
+            "-",
+            input=_example(
+                "translationcluster-h100.yaml", {"storage": {"endpoint": s3.endpoint, "forcePathStyle": True}}
+            ),
+        )
         _say("applying manifests/examples/translationjob-batch.yaml (source: the uploaded codebase)")
-        job_manifest = json.loads(_example(
-            "translationjob-batch.yaml",
-            {"source": {"bucket": SOURCE_BUCKET, "prefix": "stockroom/"}, "output": {"bucket": SOURCE_BUCKET}},
-        ))  # fmt: skip
+        job_manifest = json.loads(
+            _example(
+                "translationjob-batch.yaml",
+                {"source": {"bucket": SOURCE_BUCKET, "prefix": "stockroom/"}, "output": {"bucket": SOURCE_BUCKET}},
+            )
+        )
         job = job_manifest["metadata"]["name"]
         # a job runs once; a second demo run starts a fresh one
         kubectl("delete", "tj", job, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s")
@@ -105,11 +114,30 @@ def main() -> int:
         env["PORTALIS_S3_FORCE_PATH_STYLE"] = "true"
         for i in range(WORKERS):
             log = open(cluster.log_dir / f"portalis-worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "portalis", "worker", "run", "--namespace", NAMESPACE, "--cluster", "h100",
-                 "--redis-url", redis.url, "--name", f"demo-worker-{i}", "--concurrency", "2"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-            ))  # fmt: skip
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "portalis",
+                        "worker",
+                        "run",
+                        "--namespace",
+                        NAMESPACE,
+                        "--cluster",
+                        "h100",
+                        "--redis-url",
+                        redis.url,
+                        "--name",
+                        f"demo-worker-{i}",
+                        "--concurrency",
+                        "2",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
             log.close()
 
         status = follow(cluster, job)
@@ -117,8 +145,10 @@ def main() -> int:
         print(kubectl("get", "tc,tj", "-n", NAMESPACE).stdout)
         phase = status.get("phase")
         items = status.get("items") or {}
-        print(f"job {job}: {phase}; {items.get('done', 0)} of {items.get('total', 0)} files translated, "
-              f"{items.get('cached', 0)} from the cache, {items.get('failed', 0)} failed")  # fmt: skip
+        print(
+            f"job {job}: {phase}; {items.get('done', 0)} of {items.get('total', 0)} files translated, "
+            f"{items.get('cached', 0)} from the cache, {items.get('failed', 0)} failed"
+        )
         for line in status.get("failedItems") or []:
             print(f"  not translated: {line}")
         print(f"Rust output:  {status.get('outputLocation')}")

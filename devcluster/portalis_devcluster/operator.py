@@ -19,9 +19,12 @@ def install_crds(kube: DevCluster) -> DevCluster:
     """Portalis' CRDs, from the generated files in crds/, waited on until Established."""
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
     kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/translationclusters.portalis.dev", "crd/translationjobs.portalis.dev",
-    )  # fmt: skip
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/translationclusters.portalis.dev",
+        "crd/translationjobs.portalis.dev",
+    )
     return kube
 
 
@@ -73,9 +76,19 @@ class OperatorProcess:
         env.setdefault("MALLOC_ARENA_MAX", "2")  # as the operator image sets it
         env.update(self.extra_env)
         argv = [
-            sys.executable, "-m", "portalis", "operator", "run", "--health-host", "127.0.0.1",
-            "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port), *self.extra_args,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "portalis",
+            "operator",
+            "run",
+            "--health-host",
+            "127.0.0.1",
+            "--health-port",
+            str(self.health_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            *self.extra_args,
+        ]
         if self.webhook_token_file is not None:
             argv += ["--webhook-host", "127.0.0.1", "--webhook-port", str(self.webhook_port)]
             env["PORTALIS_WEBHOOK_TOKEN_FILE"] = str(self.webhook_token_file)

@@ -25,7 +25,10 @@ CRDS = ROOT / "crds"
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "admission_cases.yaml").read_text())
 CRD_NAMES = ("translationclusters.portalis.dev", "translationjobs.portalis.dev")
-MODELS = {"TranslationCluster": TranslationCluster, "TranslationJob": TranslationJob}
+MODELS: dict[str, type[TranslationCluster] | type[TranslationJob]] = {
+    "TranslationCluster": TranslationCluster,
+    "TranslationJob": TranslationJob,
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def crds(kube: Any) -> None:
 
 
 @pytest.fixture
-def ns(kube: Any, namespace: str, crds: None) -> str:
+def ns(kube: Any, namespace: str, crds: None) -> str:  # noqa: ARG001 (the CRDs installed first)
     """The test's namespace, created if the fixture only named it."""
     if kube.kubectl("get", "namespace", namespace, check=False).returncode != 0:
         kube.kubectl("create", "namespace", namespace, check=False)
@@ -69,7 +72,8 @@ def test_example_is_accepted_and_defaulted_like_the_models(kube: Any, ns: str, p
     assert stored["spec"] == model.spec.model_dump(mode="json", exclude_none=True)
 
 
-def test_explain_shows_descriptions(kube: Any, crds: None) -> None:
+@pytest.mark.usefixtures("crds")
+def test_explain_shows_descriptions(kube: Any) -> None:
     # The OpenAPI document of a new CRD is published a moment after it is established.
     deadline = time.monotonic() + 60
     while True:

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portalis.api.alertmanager import WebhookPayload
-from portalis.clients import alerts as alerts_module
 from portalis.clients.alerts import AlertReceiver, RateLimiter, bearer_matches
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -41,8 +40,14 @@ def notification(n: int = 1, **labels: str) -> dict[str, Any]:
         "alerts": [
             {
                 "status": "firing",
-                "labels": {"alertname": "PortalisGpuEccDoubleBitErrors", "portalis_action": "quarantine",
-                           "Hostname": f"gpu-h100-{i}", "gpu": "0", "UUID": f"GPU-{i:04d}", **labels},
+                "labels": {
+                    "alertname": "PortalisGpuEccDoubleBitErrors",
+                    "portalis_action": "quarantine",
+                    "Hostname": f"gpu-h100-{i}",
+                    "gpu": "0",
+                    "UUID": f"GPU-{i:04d}",
+                    **labels,
+                },
                 "annotations": {"summary": "Uncorrectable ECC errors"},
                 "startsAt": "2025-03-01T12:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
@@ -51,7 +56,7 @@ def notification(n: int = 1, **labels: str) -> dict[str, Any]:
             }
             for i in range(n)
         ],
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -195,7 +200,7 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(alerts_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     assert bearer_matches(f"Bearer {TOKEN}", TOKEN.encode())
     assert not bearer_matches("Bearer nope", TOKEN.encode())
     assert calls == [(TOKEN.encode(), TOKEN.encode()), (b"nope", TOKEN.encode())]
@@ -292,9 +297,14 @@ valid_alerts = st.fixed_dictionaries(
 )
 valid_payloads = st.fixed_dictionaries(
     {"alerts": st.lists(valid_alerts, max_size=5)},
-    optional={"version": st.just("4"), "status": st.sampled_from(["firing", "resolved"]), "commonLabels": label_maps,
-              "receiver": st.text(max_size=10), "extra": json_values},
-)  # fmt: skip
+    optional={
+        "version": st.just("4"),
+        "status": st.sampled_from(["firing", "resolved"]),
+        "commonLabels": label_maps,
+        "receiver": st.text(max_size=10),
+        "extra": json_values,
+    },
+)
 
 
 @pytest.fixture(scope="module")

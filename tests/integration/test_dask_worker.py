@@ -44,8 +44,10 @@ def scheduler() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield f"tcp://127.0.0.1:{port}"
     finally:
@@ -66,18 +68,38 @@ def test_a_dask_worker_translates_from_the_queue_serves_metrics_and_stops_cleanl
     job, items = env.submit({f"m{i}.py": f"def f{i}_{salt}() -> int:\n    return {i}\n".encode() for i in range(6)})
     port = free_port()
     proc_env = {
-        **os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true",
-        "PORTALIS_NAMESPACE": env.queue.namespace, "PORTALIS_CLUSTER": env.queue.cluster,
-        "PORTALIS_REDIS_URL": redis_server.url, "PORTALIS_ENGINE": "py2many", "PORTALIS_GPUS_PER_WORKER": "2",
-        "PORTALIS_VISIBILITY_TIMEOUT_SECONDS": "30", "POD_NAME": "tc-default-worker-abc",
-        "PORTALIS_METRICS_PORT": str(port), "PORTALIS_METRICS_HOST": "127.0.0.1",
-    }  # fmt: skip
+        **os.environ,
+        **s3_server.client_env(),
+        "PORTALIS_S3_FORCE_PATH_STYLE": "true",
+        "PORTALIS_NAMESPACE": env.queue.namespace,
+        "PORTALIS_CLUSTER": env.queue.cluster,
+        "PORTALIS_REDIS_URL": redis_server.url,
+        "PORTALIS_ENGINE": "py2many",
+        "PORTALIS_GPUS_PER_WORKER": "2",
+        "PORTALIS_VISIBILITY_TIMEOUT_SECONDS": "30",
+        "POD_NAME": "tc-default-worker-abc",
+        "PORTALIS_METRICS_PORT": str(port),
+        "PORTALIS_METRICS_HOST": "127.0.0.1",
+    }
     # the worker container's command from the DaskCluster, less its dashboard
     with process(
-        [DASK, "worker", scheduler, "--name", "tc-default-worker-abc", "--nthreads", "1", "--no-nanny",
-         "--resources", "GPU=2", "--no-dashboard", "--preload", DATA_PLANE_PRELOAD],
+        [
+            DASK,
+            "worker",
+            scheduler,
+            "--name",
+            "tc-default-worker-abc",
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--resources",
+            "GPU=2",
+            "--no-dashboard",
+            "--preload",
+            DATA_PLANE_PRELOAD,
+        ],
         env=proc_env,
-    ) as proc:  # fmt: skip
+    ) as proc:
         deadline = time.monotonic() + 60
         while env.queue.job_stats(job).done < len(items):
             assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
@@ -85,9 +107,17 @@ def test_a_dask_worker_translates_from_the_queue_serves_metrics_and_stops_cleanl
             time.sleep(0.2)
         # one loop per GPU, named after the pod as the Ray actors are, so the operator tells busy pods apart
         assert set(env.queue.workers()) == {"tc-default-worker-abc/0", "tc-default-worker-abc/1"}
-        done = ("portalis_translation_duration_seconds_count", frozenset({
-            "namespace": env.queue.namespace, "cluster": env.queue.cluster, "engine": "py2many", "outcome": "done",
-        }.items()))  # fmt: skip
+        done = (
+            "portalis_translation_duration_seconds_count",
+            frozenset(
+                {
+                    "namespace": env.queue.namespace,
+                    "cluster": env.queue.cluster,
+                    "engine": "py2many",
+                    "outcome": "done",
+                }.items()
+            ),
+        )
         assert sample_values(scrape(f"http://127.0.0.1:{port}/metrics"))[done] == len(items)
         outputs = env.outputs(items)
         assert set(outputs) == {i.output_key for i in items} and all(k.endswith(".rs") for k in outputs)

@@ -189,7 +189,7 @@ def test_request_carries_model_prompt_and_sampling_settings(server: OpenAIServer
         seen.append(body)
         return body
 
-    built.build_request = spy  # type: ignore[method-assign]
+    built.build_request = spy  # type: ignore[method-assign,assignment]
     [result] = built.translate([source("g")])
     assert result.ok
     [body] = seen

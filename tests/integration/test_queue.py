@@ -77,7 +77,8 @@ def drain(q: RedisQueue, consumer: str = "drain") -> list[Delivery]:
 def entries(q: RedisQueue) -> list[dict[str, str]]:
     found = []
     for stream in q.streams:
-        for _id, raw in q.r.xrange(stream):
+        entries: Any = q.r.xrange(stream)
+        for _id, raw in entries:
             found.append({k.decode(): v.decode() for k, v in raw.items()})
     return found
 

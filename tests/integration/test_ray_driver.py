@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -56,16 +57,17 @@ def ray_local(s3_server: S3Server) -> Iterator[Any]:
         from ray import cloudpickle
     except ImportError:
         pytest.skip("ray is not installed: pip install 'portalis[ray]' (ray>=2.40)")
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
     env = {**s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env}, logging_level="WARNING")
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
     yield ray
     ray.shutdown()
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
 
 
+@pytest.mark.usefixtures("ray_local")
 def test_two_cpu_actors_translate_every_item_once_and_scale_down_gracefully(
-    ray_local: Any, redis_server: RedisServer, s3_server: S3Server
+    redis_server: RedisServer, s3_server: S3Server
 ) -> None:
     client = redis.Redis.from_url(redis_server.url)
     queue = RedisQueue(client, "team-a", f"ray-{uuid.uuid4().hex[:8]}", visibility_timeout_seconds=VISIBILITY)
@@ -144,10 +146,10 @@ def test_two_cpu_actors_translate_every_item_once_and_scale_down_gracefully(
     assert sum(o["done"] for o in outcomes) == 10  # every item translated exactly once across the actors
     assert sum(o["retry"] + o["failed"] + o["cached"] for o in outcomes) == 0
     # the driver collected every actor's metrics, the last of them as each actor stopped
-    stats = pool.stats.snapshot()
-    assert (stats.items(), stats.items("done")) == (10, 10)
-    assert stats.cache_lookups == {("shout", "hit"): 0, ("shout", "miss"): 10}
-    assert stats.source_lines == {"shout": 20}
+    collected = pool.stats.snapshot()
+    assert (collected.items(), collected.items("done")) == (10, 10)
+    assert collected.cache_lookups == {("shout", "hit"): 0, ("shout", "miss"): 10}
+    assert collected.source_lines == {"shout": 20}
     outputs = {o.key: store.get_bytes(bucket, o.key).decode() for o in store.list(bucket, "out/")}
     assert outputs == {f"out/m{i}.rs": f"DEF F{i}():\n    RETURN {i}\n" for i in range(10)}
     assert queue.backlog() == 0

@@ -11,7 +11,7 @@ from portalis_devcluster.servers import RedisServer, S3Server
 def test_redis_server_keeps_acknowledged_writes_across_a_restart(redis_server: RedisServer) -> None:
     r = redis.Redis.from_url(redis_server.url)
     r.set("portalis:test:key", "value")
-    r.execute_command("BGREWRITEAOF")
+    r.execute_command("BGREWRITEAOF")  # type: ignore[no-untyped-call]
     r.close()
     redis_server.restart()
     r = redis.Redis.from_url(redis_server.url)

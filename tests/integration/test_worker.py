@@ -12,8 +12,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from typing_extensions import override
 
 from portalis.clients.queue import Delivery, RedisQueue
 from portalis.worker.cache import cache_key, source_sha256
@@ -124,7 +126,7 @@ def test_a_worker_beginning_a_job_says_so_once_on_the_progress_stream(env: Env) 
         release.set()
         thread.join(30)
     assert not thread.is_alive()
-    entries = env.queue.r.xrange(env.queue.progress_key, min=f"({cursor}", max="+")
+    entries: Any = env.queue.r.xrange(env.queue.progress_key, min=f"({cursor}", max="+")
     told = [raw[b"job"].decode() for _id, raw in entries]
     # first: begun, a finished, b finished (same job, no second signal); second: begun, c finished
     assert sorted(told) == sorted([first, first, first, second, second])
@@ -146,6 +148,7 @@ def test_an_item_of_a_killed_worker_is_redelivered_and_written_once(env: Env) ->
     assert dead is not None
 
     class CrashBeforeAck(RedisQueue):
+        @override
         def complete(self, d: Delivery, outcome: str, gpu_seconds: float, lines: int = 0) -> bool:
             raise RuntimeError("killed after writing the output, before acknowledging it")
 
@@ -338,12 +341,36 @@ def test_portalis_worker_run_serves_its_metrics(env: Env, redis_server: RedisSer
     port = free_port()
     proc_env = {**os.environ, **s3_server.client_env(), "PORTALIS_S3_FORCE_PATH_STYLE": "true"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "portalis", "worker", "run", "--namespace", env.queue.namespace,
-         "--cluster", env.queue.cluster, "--redis-url", redis_server.url, "--engine", "py2many",
-         "--concurrency", "2", "--name", "metrics-test", "--visibility-timeout-seconds", str(VISIBILITY),
-         "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
-        env=proc_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "portalis",
+            "worker",
+            "run",
+            "--namespace",
+            env.queue.namespace,
+            "--cluster",
+            env.queue.cluster,
+            "--redis-url",
+            redis_server.url,
+            "--engine",
+            "py2many",
+            "--concurrency",
+            "2",
+            "--name",
+            "metrics-test",
+            "--visibility-timeout-seconds",
+            str(VISIBILITY),
+            "--metrics-port",
+            str(port),
+            "--metrics-host",
+            "127.0.0.1",
+        ],
+        env=proc_env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/metrics"
     base = {"namespace": env.queue.namespace, "cluster": env.queue.cluster, "engine": "py2many"}
     try:

@@ -37,7 +37,7 @@ from portalis.api.v1alpha1 import (
     parse_quantity,
     resolve_count_or_percent,
 )
-from portalis.api.v1alpha1.common import is_label_key
+from portalis.api.v1alpha1.common import COUNT_OR_PERCENT_MESSAGE, MONEY_MESSAGE, is_label_key
 from portalis.desired.merge import merge_patch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,7 +316,7 @@ def test_money_accepts(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "-1", "1.234", "1.", ".5", "1,00", "$5", "1e3", " 5", "5\n", "\uff15"])
 def test_money_rejects(text: str) -> None:
     assert not is_money(text)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(MONEY_MESSAGE)):
         parse_money(text)
 
 
@@ -357,7 +357,7 @@ def test_parse_quantity(value: int | str, expected: Decimal) -> None:
 @pytest.mark.parametrize("value", ["lots", "", "1.2.3", "Gi", "1 Gi", "1gi"])
 def test_parse_quantity_rejects(value: str) -> None:
     assert not is_quantity(value)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a Kubernetes quantity"):
         parse_quantity(value)
 
 
@@ -385,7 +385,7 @@ def test_resolve_count_or_percent(value: int | str, total: int, round_up: bool, 
 
 @pytest.mark.parametrize("value", ["ten", "101%", "5", "-1%", "10 %"])
 def test_resolve_count_or_percent_rejects(value: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(COUNT_OR_PERCENT_MESSAGE)):
         resolve_count_or_percent(value, 10)
 
 
@@ -417,10 +417,33 @@ def kubernetes_label_value(value: str) -> bool:
     return value == "" or (len(value) <= 63 and _NAME.fullmatch(value) is not None)
 
 
-LABEL_KEYS_OK = ["disktype", "kubernetes.io/hostname", "nvidia.com/gpu.product", "A_b.c-d", "a" * 63,
-                 "x/" + "a" * 63, "a" * 253 + "/b", "a.b-c.d/E_F"]  # fmt: skip
-LABEL_KEYS_BAD = ["", "disk type", "-a", "a-", "a" * 64, "a" * 254 + "/b", "/a", "a/", "a/b/c", "Upper.io/x",
-                  "\u00fc", "a..b/c", "a\n", "\x00", "k\u0087"]  # fmt: skip
+LABEL_KEYS_OK = [
+    "disktype",
+    "kubernetes.io/hostname",
+    "nvidia.com/gpu.product",
+    "A_b.c-d",
+    "a" * 63,
+    "x/" + "a" * 63,
+    "a" * 253 + "/b",
+    "a.b-c.d/E_F",
+]
+LABEL_KEYS_BAD = [
+    "",
+    "disk type",
+    "-a",
+    "a-",
+    "a" * 64,
+    "a" * 254 + "/b",
+    "/a",
+    "a/",
+    "a/b/c",
+    "Upper.io/x",
+    "\u00fc",
+    "a..b/c",
+    "a\n",
+    "\x00",
+    "k\u0087",
+]
 
 
 @pytest.mark.parametrize("key", LABEL_KEYS_OK)

@@ -54,9 +54,11 @@ def test_rejection_reads_the_apiservers_message() -> None:
     assert rejection(exc) == "Bad Request"
     exc = ApiException(status=500, reason="Internal Server Error")
     exc.body = json.dumps(
-        {"message": "failed to create typed patch object (ns/x; ray.io/v1, Kind=RayCluster): errors:\n"
-         "  .spec.workerGroupSpecs[0].template.metadata.extra: field not declared in schema"}
-    )  # fmt: skip
+        {
+            "message": "failed to create typed patch object (ns/x; ray.io/v1, Kind=RayCluster): errors:\n"
+            "  .spec.workerGroupSpecs[0].template.metadata.extra: field not declared in schema"
+        }
+    )
     assert "field not declared in schema" in (rejection(exc) or "")
     exc.body = json.dumps({"message": "etcdserver: request timed out"})
     assert rejection(exc) is None

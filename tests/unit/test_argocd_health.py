@@ -193,7 +193,8 @@ def _with_status(name: str, status: dict[str, Any], generation: int = 1) -> dict
 
 def test_live_cluster_statuses() -> None:
     from portalis.api.v1alpha1.cluster import TranslationClusterSpec
-    from portalis.desired.cluster_status import ClusterObservation, PodView, QueueProblem, compute_cluster_status
+    from portalis.desired.cluster_status import ClusterObservation, QueueProblem, compute_cluster_status
+    from portalis.desired.podview import PodView
 
     base = fixture("translationcluster-ready")
     spec = TranslationClusterSpec.model_validate(base["spec"])
@@ -231,7 +232,14 @@ def test_live_job_statuses() -> None:
         obj["spec"]["suspend"] = suspend
         return health("TranslationJob", obj)[0]
 
-    running = {"planned": True, "total": 10, "done": 4, "queued": 6, "price_per_gpu_hour": price, "created": T0}
+    running: dict[str, Any] = {
+        "planned": True,
+        "total": 10,
+        "done": 4,
+        "queued": 6,
+        "price_per_gpu_hour": price,
+        "created": T0,
+    }
     assert verdict(JobObservation(planned=False, created=T0)) == "Progressing"
     assert verdict(JobObservation(**running, rate_items_per_second=1.0)) == "Progressing"
     assert (

@@ -28,8 +28,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 PRICES = Prices(on_demand=Decimal("3.60"), spot=Decimal("1.20"))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_daily_window_starts_at_local_midnight_across_dst() -> None:
@@ -84,13 +84,33 @@ def test_evaluate_warns_then_exceeds_and_reports_tenants() -> None:
     now = utc(2026, 11, 22, 12)
     usage = [Usage("p", 1, utc(2026, 11, 22, 0), None, spot=False)]  # 12 GPU-hours today: 43.20
     tenants = [TenantUsage("team-a", [(utc(2026, 11, 22, 9), Decimal(3600 * 5))])]  # 5 GPU-hours: 18.00
-    state = evaluate(usage, PRICES, Limits(daily=Decimal("50")), {"team-a": Limits(daily=Decimal("10"))}, tenants,
-                     PRICES.on_demand, 80, "BlockScaleUp", ZoneInfo("UTC"), now)  # fmt: skip
+    state = evaluate(
+        usage,
+        PRICES,
+        Limits(daily=Decimal("50")),
+        {"team-a": Limits(daily=Decimal("10"))},
+        tenants,
+        PRICES.on_demand,
+        80,
+        "BlockScaleUp",
+        ZoneInfo("UTC"),
+        now,
+    )
     assert state.warning and not state.exceeded
     assert state.worst is not None and state.worst.percent == 86
     assert state.tenant_exceeded("team-a") is not None and state.tenant_exceeded("team-b") is None
-    later = evaluate(usage, PRICES, Limits(daily=Decimal("50")), {}, [], PRICES.on_demand, 80, "BlockScaleUp",
-                     ZoneInfo("UTC"), utc(2026, 11, 22, 14))  # fmt: skip
+    later = evaluate(
+        usage,
+        PRICES,
+        Limits(daily=Decimal("50")),
+        {},
+        [],
+        PRICES.on_demand,
+        80,
+        "BlockScaleUp",
+        ZoneInfo("UTC"),
+        utc(2026, 11, 22, 14),
+    )
     assert later.exceeded and later.blocks_scale_up and not later.suspends
 
 
@@ -146,8 +166,28 @@ def test_property_recomputing_from_scratch_gives_the_same_totals(usages: list[Us
     now = START + timedelta(days=100)
     shuffled = list(usages)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
-    a = evaluate(usages, PRICES, Limits(Decimal(100), Decimal(500), Decimal(2000)), {}, [], PRICES.on_demand, 80,
-                 "Alert", NY, now)  # fmt: skip
-    b = evaluate(shuffled, PRICES, Limits(Decimal(100), Decimal(500), Decimal(2000)), {}, [], PRICES.on_demand, 80,
-                 "Alert", NY, now)  # fmt: skip
+    a = evaluate(
+        usages,
+        PRICES,
+        Limits(Decimal(100), Decimal(500), Decimal(2000)),
+        {},
+        [],
+        PRICES.on_demand,
+        80,
+        "Alert",
+        NY,
+        now,
+    )
+    b = evaluate(
+        shuffled,
+        PRICES,
+        Limits(Decimal(100), Decimal(500), Decimal(2000)),
+        {},
+        [],
+        PRICES.on_demand,
+        80,
+        "Alert",
+        NY,
+        now,
+    )
     assert [w.spent for w in a.windows] == [w.spent for w in b.windows]

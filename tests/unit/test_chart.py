@@ -372,12 +372,23 @@ def test_dashboard(helm: str) -> None:
     assert rows == ["Overview", "Queue", "Scaling", "Cost", "GPU health"]
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
     for metric in (
-        "portalis_queue_depth", "portalis_queue_oldest_item_age_seconds", "portalis_workers_desired",
-        "portalis_workers_ready", "portalis_gpus_allocated", "portalis_scale_events_total", "portalis_items_total",
-        "portalis_translation_duration_seconds", "portalis_gpu_seconds_total", "portalis_spend_dollars_total",
-        "portalis_budget_percent", "portalis_quarantined_nodes", "portalis_alerts_received_total",
-        "portalis_circuit_breaker_tripped", "portalis_reconcile_total", "portalis_reconcile_duration_seconds",
-    ):  # fmt: skip
+        "portalis_queue_depth",
+        "portalis_queue_oldest_item_age_seconds",
+        "portalis_workers_desired",
+        "portalis_workers_ready",
+        "portalis_gpus_allocated",
+        "portalis_scale_events_total",
+        "portalis_items_total",
+        "portalis_translation_duration_seconds",
+        "portalis_gpu_seconds_total",
+        "portalis_spend_dollars_total",
+        "portalis_budget_percent",
+        "portalis_quarantined_nodes",
+        "portalis_alerts_received_total",
+        "portalis_circuit_breaker_tripped",
+        "portalis_reconcile_total",
+        "portalis_reconcile_duration_seconds",
+    ):
         assert metric in exprs, f"the dashboard does not show {metric}"
 
 
@@ -406,8 +417,20 @@ def test_notes_name_the_next_steps(helm: str, tmp_path: Path) -> None:
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
         '{{ tpl (.Files.Get "files/notes.txt") . | indent 4 }}\n'
     )
-    cmd = [helm, "template", "portalis", str(chart), "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
-           "--show-only", "templates/zz-notes.yaml", "--set-json", 'clusterNamespaces=["team-a","team-b"]']  # fmt: skip
+    cmd = [
+        helm,
+        "template",
+        "portalis",
+        str(chart),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "--show-only",
+        "templates/zz-notes.yaml",
+        "--set-json",
+        'clusterNamespaces=["team-a","team-b"]',
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     notes = yaml.safe_load(proc.stdout)["data"]["notes"]
@@ -464,8 +487,18 @@ def test_kustomize_deployment_equals_chart_defaults(defaults: list[dict[str, Any
     base = yaml.safe_load((BASE / "deployment.yaml").read_text())
     base_c = base["spec"]["template"]["spec"]["containers"][0]
     chart_c = container(defaults)
-    for key in ("image", "command", "args", "env", "ports", "livenessProbe", "readinessProbe", "resources",
-                "securityContext", "volumeMounts"):  # fmt: skip
+    for key in (
+        "image",
+        "command",
+        "args",
+        "env",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "securityContext",
+        "volumeMounts",
+    ):
         assert base_c[key] == chart_c[key], key
     assert base["spec"]["strategy"] == one(defaults, "Deployment")["spec"]["strategy"]
     chart_pod = one(defaults, "Deployment")["spec"]["template"]["spec"]

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
-from portalis.desired.cluster_status import ClusterObservation, PodView, QueueProblem, compute_cluster_status
+from portalis.desired.cluster_status import ClusterObservation, QueueProblem, compute_cluster_status
+from portalis.desired.podview import PodView
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 SPEC = TranslationClusterSpec.model_validate(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from portalis.desired.cluster_status import only_figures_changed
 
 
 def test_queue_figures_alone_are_told_apart_from_changes_worth_writing_at_once() -> None:
-    base = {
+    base: dict[str, Any] = {
         "phase": "Ready",
         "workers": {"desired": 2, "ready": 2, "busy": 1},
         "queue": {"depth": 40, "inFlight": 2, "oldestItemAgeSeconds": 3},

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from portalis.desired.conditions import FALSE, TRUE, UNKNOWN, ConditionUpdate, compute_conditions, is_true
-from portalis.desired.status import compute_initial_cluster_status, compute_initial_job_status
+from portalis.desired.conditions import FALSE, TRUE, ConditionUpdate, compute_conditions, is_true
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -25,13 +24,3 @@ def test_untouched_conditions_are_kept() -> None:
     out = compute_conditions(base, [ConditionUpdate("B", FALSE, "Z")], 1, T0)
     assert [c["type"] for c in out] == ["B", "A"]
     assert out[1] == base[0]
-
-
-def test_initial_status_sets_generation_and_unknown_conditions_once() -> None:
-    status = compute_initial_cluster_status({}, 3, T0)
-    assert status["observedGeneration"] == 3
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": UNKNOWN, "Degraded": UNKNOWN}
-    again = compute_initial_cluster_status(status, 3, T0 + timedelta(seconds=30))
-    assert again == status
-    job = compute_initial_job_status({}, 1, T0)
-    assert {c["type"] for c in job["conditions"]} == {"Planned", "Running", "Succeeded", "Failed"}

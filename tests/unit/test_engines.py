@@ -280,12 +280,12 @@ def test_py2many_call_that_hangs_times_out_and_hands_the_batch_to_child_processe
     release = threading.Event()
     subprocess_calls: list[str] = []
 
-    def transpile(path: str, text: str, language: str) -> str:
+    def transpile(path: str, text: str, _language: str) -> str:
         if "hang" in text:
             release.wait(10)
         return f"// {path}\n"
 
-    def run_subprocess(source: Source, language: str, timeout_seconds: float) -> str:
+    def run_subprocess(source: Source, _language: str, _timeout_seconds: float) -> str:
         subprocess_calls.append(source.path)
         return f"// {source.path} in a child process\n"
 

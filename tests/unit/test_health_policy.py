@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portalis.api.alertmanager import WebhookPayload
+from portalis.api.meta import parse_time
 from portalis.api.v1alpha1.cluster import EccAction, HealthSpec, QuarantinePhase
 from portalis.desired.health import (
     ACTION_ANNOTATION,
@@ -29,21 +30,20 @@ from portalis.desired.health import (
     QUARANTINED_LABEL,
     RELEASE_ANNOTATION,
     TAINT_KEY,
+    AlertDecision,
     Breaker,
     ClusterOnNode,
-    Decision,
     GpuAlert,
     HealthPolicy,
     HealthSettings,
     NodeView,
     Outcome,
     PlannedAction,
-    PodRef,
     alerts_from_payload,
     apply_to_fleet,
+    build_dry_run_plan,
     build_fleet,
     build_phase_patch,
-    build_plan,
     build_quarantine_patch,
     build_release_patch,
     cluster_limit,
@@ -56,7 +56,6 @@ from portalis.desired.health import (
     node_hints,
     parse_clusters,
     parse_selector,
-    parse_time,
     policy_from_spec,
     release_from_fleet,
     release_reason,
@@ -65,9 +64,10 @@ from portalis.desired.health import (
     selector_matches,
     taint_value,
     view_node,
-    view_pod_ref,
 )
 from portalis.desired.merge import merge_patch
+from portalis.desired.pods import CLUSTER_LABEL, ROLE_LABEL
+from portalis.desired.podview import PodView, view_pod
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 GPU = {"nvidia.com/gpu.present": "true"}
@@ -80,8 +80,14 @@ def node(name: str, *, gpu: bool = True, **kw: Any) -> NodeView:
 
 
 def dbe(host: str, *, firing: bool = True, label: str = "Hostname", **extra: str) -> GpuAlert:
-    labels = {"alertname": "PortalisGpuEccDoubleBitErrors", "portalis_action": "quarantine", "gpu": "0",
-              "UUID": "GPU-abc", label: host, **extra}  # fmt: skip
+    labels = {
+        "alertname": "PortalisGpuEccDoubleBitErrors",
+        "portalis_action": "quarantine",
+        "gpu": "0",
+        "UUID": "GPU-abc",
+        label: host,
+        **extra,
+    }
     return GpuAlert("PortalisGpuEccDoubleBitErrors", firing, labels, summary=f"ECC errors on {host}")
 
 
@@ -114,7 +120,7 @@ def test_label_selectors(selector: str, labels: dict[str, str], expected: bool) 
 
 @pytest.mark.parametrize("bad", ["=x", "a b c", "in (x)"])
 def test_a_malformed_selector_is_refused(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="label selector"):
         parse_selector(bad)
 
 
@@ -195,31 +201,45 @@ def test_alerts_from_payload_fill_in_common_labels() -> None:
 
 def test_view_node_and_pods() -> None:
     body = {
-        "metadata": {"name": "n", "resourceVersion": "7", "uid": "u", "labels": {QUARANTINED_LABEL: "true"},
-                     "annotations": {CLUSTERS_ANNOTATION: "ns/a,ns/b", DRAIN_ANNOTATION: "Draining",
-                                     ACTION_ANNOTATION: "CordonAndDrain"}},
+        "metadata": {
+            "name": "n",
+            "resourceVersion": "7",
+            "uid": "u",
+            "labels": {QUARANTINED_LABEL: "true"},
+            "annotations": {
+                CLUSTERS_ANNOTATION: "ns/a,ns/b",
+                DRAIN_ANNOTATION: "Draining",
+                ACTION_ANNOTATION: "CordonAndDrain",
+            },
+        },
         "spec": {"unschedulable": True, "taints": [{"key": TAINT_KEY, "effect": "NoSchedule"}]},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.1.1.1"}]},
-    }  # fmt: skip
+    }
     v = view_node(body)
     assert v.quarantined and v.tainted and v.unschedulable and v.addresses == ("10.1.1.1",)
     assert v.clusters == (("ns", "a"), ("ns", "b")) and v.phase == QuarantinePhase.DRAINING
     assert v.action == EccAction.CORDON_AND_DRAIN and v.resource_version == "7"
-    pod = view_pod_ref(
-        {"metadata": {"namespace": "ns", "name": "p", "labels": {"c": "tc", "r": "worker"},
-                      "ownerReferences": [{"kind": "DaemonSet", "controller": True}]}, "status": {"phase": "Running"}},
-        "c", "r",
-    )  # fmt: skip
+    pod = view_pod(
+        {
+            "metadata": {
+                "namespace": "ns",
+                "name": "p",
+                "labels": {CLUSTER_LABEL: "tc", ROLE_LABEL: "worker"},
+                "ownerReferences": [{"kind": "DaemonSet", "controller": True}],
+            },
+            "status": {"phase": "Running"},
+        },
+    )
     assert pod.key == ("ns", "tc") and pod.role == "worker" and pod.daemonset and not pod.finished
 
 
 def test_drain_targets_skip_daemonsets_mirror_pods_and_spared_pods() -> None:
     pods = [
-        PodRef("a", "ds", daemonset=True),
-        PodRef("kube-system", "static", mirror=True),
-        PodRef("a", "web"),
-        PodRef("b", "spared-worker"),
-        PodRef("a", "leaving", deleting=True),
+        PodView("ds", namespace="a", daemonset=True),
+        PodView("static", namespace="kube-system", mirror=True),
+        PodView("web", namespace="a"),
+        PodView("spared-worker", namespace="b"),
+        PodView("leaving", namespace="a", deleting=True),
     ]
     assert [p.name for p in drain_targets(pods, {"b/spared-worker"})] == ["web", "leaving"]
 
@@ -283,7 +303,7 @@ def test_dry_run_and_alert_only() -> None:
     fleet = fleet_of(node("gpu-1"), node("gpu-2"))
     d = decide(dbe("gpu-1"), fleet, [tc("a", action=EccAction.CORDON_AND_DRAIN, dry_run=True)], DEFAULT)
     assert d.outcome == Outcome.DRY_RUN and not d.writes and d.dry_run_action == EccAction.CORDON_AND_DRAIN
-    plan = build_plan(d, evictable=3)
+    plan = build_dry_run_plan(d, evictable=3)
     assert plan[0] == "cordon node gpu-1" and any("evict the other 3 pods" in s for s in plan)
     assert any("remove Ray workers of ml/a" in s and "w-0" in s for s in plan)
     d = decide(dbe("gpu-1"), fleet, [tc("a", action=EccAction.ALERT)], DEFAULT)
@@ -364,8 +384,8 @@ def node_body(**spec: Any) -> dict[str, Any]:
     }
 
 
-def quarantine_decision(alert: GpuAlert | None = None) -> Decision:
-    return Decision(Outcome.QUARANTINED, alert or dbe("gpu-1"), "gpu-1", EccAction.CORDON, (("ml", "a"),))
+def quarantine_decision(alert: GpuAlert | None = None) -> AlertDecision:
+    return AlertDecision(Outcome.QUARANTINED, alert or dbe("gpu-1"), "gpu-1", EccAction.CORDON, (("ml", "a"),))
 
 
 def test_quarantine_patch_cordons_taints_and_records_who_why_when() -> None:
@@ -440,12 +460,20 @@ def test_release_undoes_exactly_what_a_quarantine_wrote(
 def test_health_status_lists_the_clusters_quarantined_nodes_and_plans() -> None:
     q = {QUARANTINED_LABEL: "true"}
     views = [
-        node("gpu-2", labels=q, annotations={CLUSTERS_ANNOTATION: "ml/a", AT_ANNOTATION: "2025-03-01T12:00:00Z",
-                                             DRAIN_ANNOTATION: "Cordoned", ACTION_ANNOTATION: "Cordon"}),
+        node(
+            "gpu-2",
+            labels=q,
+            annotations={
+                CLUSTERS_ANNOTATION: "ml/a",
+                AT_ANNOTATION: "2025-03-01T12:00:00Z",
+                DRAIN_ANNOTATION: "Cordoned",
+                ACTION_ANNOTATION: "Cordon",
+            },
+        ),
         node("gpu-1", labels=q, annotations={CLUSTERS_ANNOTATION: "ml/a,ml/b"}),
         node("gpu-3", labels=q, annotations={CLUSTERS_ANNOTATION: "ml/b"}),
         node("gpu-4", annotations={CLUSTERS_ANNOTATION: "ml/a"}),  # released
-    ]  # fmt: skip
+    ]
     plans = [
         PlannedAction("gpu-9", ("cordon",), "old", "2025-03-01T11:00:00Z"),
         PlannedAction("gpu-9", ("cordon", "evict"), "new", "2025-03-01T12:00:00Z"),
@@ -454,8 +482,11 @@ def test_health_status_lists_the_clusters_quarantined_nodes_and_plans() -> None:
     status = compute_health_status(("ml", "a"), fleet_of(*views), Breaker().trip(NOW, "storm"), plans)
     assert [e["name"] for e in status["quarantinedNodes"]] == ["gpu-1", "gpu-2"]
     assert status["quarantinedNodes"][1] == {
-        "name": "gpu-2", "since": "2025-03-01T12:00:00Z", "action": "Cordon", "phase": "Cordoned",
-    }  # fmt: skip
+        "name": "gpu-2",
+        "since": "2025-03-01T12:00:00Z",
+        "action": "Cordon",
+        "phase": "Cordoned",
+    }
     assert [p["node"] for p in status["plannedNodeActions"]] == ["gpu-9", "gpu-8"]
     assert status["plannedNodeActions"][0]["reason"] == "new"
     assert status["circuitBreaker"]["tripped"] is True

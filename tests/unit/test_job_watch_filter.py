@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import copy
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
-import pytest
-
-from portalis.controllers import job as job_controller
 from portalis.controllers.caches import ObjectCache, cluster_of_job
+from portalis.controllers.job import JobController
 from portalis.controllers.runtime import changed
 from portalis.desired.cluster_status import reconcile_fingerprint
 from portalis.desired.job_status import (
@@ -50,8 +48,9 @@ def test_spec_deletion_and_foreign_finalizers_change_a_jobs_fingerprint() -> Non
     assert job_fingerprint(job(uid="u2"), OWN) != base  # deleted and re-created under the same name
 
 
-def cluster(conditions: list[dict[str, Any]] | None = None, tenants: list[dict[str, Any]] | None = None,
-            **status: Any) -> dict[str, Any]:  # fmt: skip
+def cluster(
+    conditions: list[dict[str, Any]] | None = None, tenants: list[dict[str, Any]] | None = None, **status: Any
+) -> dict[str, Any]:
     return {
         "metadata": {"uid": "c1", "generation": 4},
         "status": {"conditions": conditions or [], "budget": {"tenants": tenants or []}, **status},
@@ -108,8 +107,14 @@ def test_a_clusters_own_status_writes_do_not_call_for_another_look_but_its_spec_
     figures["status"]["queue"] = {"depth": 40}
     figures["metadata"]["resourceVersion"] = "7"
     assert not changed(seen, key, reconcile_fingerprint(figures))
-    for edit in ({"generation": 5}, {"deletionTimestamp": "2026-11-22T10:00:00Z"}, {"finalizers": ["x/y"]},
-                 {"labels": {"team": "a"}}, {"annotations": {"note": "b"}}, {"uid": "c2"}):  # fmt: skip
+    for edit in (
+        {"generation": 5},
+        {"deletionTimestamp": "2026-11-22T10:00:00Z"},
+        {"finalizers": ["x/y"]},
+        {"labels": {"team": "a"}},
+        {"annotations": {"note": "b"}},
+        {"uid": "c2"},
+    ):
         edited = copy.deepcopy(base)
         edited["metadata"].update(edit)
         assert reconcile_fingerprint(edited) != reconcile_fingerprint(base), edit
@@ -120,9 +125,10 @@ def test_a_clusters_own_status_writes_do_not_call_for_another_look_but_its_spec_
 def test_a_running_job_is_looked_at_soon_after_a_change_and_less_often_while_nothing_changes() -> None:
     interval = resync_seconds("Running", True, None, False)
     assert interval == RUNNING_RESYNC_SECONDS
-    seen = [interval]
+    seen = [RUNNING_RESYNC_SECONDS]
     for _ in range(6):
         interval = resync_seconds("Running", False, interval, False)
+        assert interval is not None
         seen.append(interval)
     assert seen == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0] and max(seen) == MAX_RESYNC_SECONDS
     assert resync_seconds("Running", False, None, False) == RUNNING_RESYNC_SECONDS  # first look unchanged
@@ -141,14 +147,30 @@ def test_a_job_waiting_its_turn_is_left_to_the_queue_signals_and_finished_jobs_a
         assert resync_seconds(phase, True, 5.0, False) is None
 
 
-def test_an_emptied_queue_brings_back_the_running_jobs_of_its_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_emptied_queue_brings_back_the_running_jobs_of_its_cluster() -> None:
     jobs = ObjectCache(cluster_of_job)
-    for name, cluster_name, phase in [("j1", "gpu", "Running"), ("j2", "gpu", "Succeeded"),
-                                      ("j3", "other", "Running"), ("j4", "gpu", "Pending")]:  # fmt: skip
+    for name, cluster_name, phase in [
+        ("j1", "gpu", "Running"),
+        ("j2", "gpu", "Succeeded"),
+        ("j3", "other", "Running"),
+        ("j4", "gpu", "Pending"),
+    ]:
         body = {"metadata": {"uid": name}, "spec": {"clusterRef": {"name": cluster_name}}, "status": {"phase": phase}}
         jobs.put(("ml", name), body)
     queued: list[tuple[str, str]] = []
-    context = SimpleNamespace(jobs=jobs, controller=SimpleNamespace(enqueue=queued.append))
-    monkeypatch.setattr(job_controller, "CONTEXT", context)
-    job_controller.enqueue_running_jobs_of(("ml", "gpu"))
+    unused = cast(Any, None)  # what the controller reads only in a reconcile
+    controller = JobController(
+        jobs=jobs,
+        clusters={},
+        pods={},
+        nodes=unused,
+        kube=unused,
+        connections=unused,
+        gate=unused,
+        observer=unused,
+        specs=unused,
+        config=unused,
+    )
+    controller.ctx.loop = cast(Any, SimpleNamespace(enqueue=queued.append))
+    controller.on_emptied(("ml", "gpu"))
     assert queued == [("ml", "j1")]

@@ -42,7 +42,10 @@ def test_a_deleted_or_recreated_job_leaves_its_old_group() -> None:
 
 
 def test_cached_bodies_leave_out_managed_fields_without_touching_the_watched_object() -> None:
-    body = {"metadata": {"name": "j", "uid": "u", "managedFields": [{"manager": "kubectl"}]}, "spec": {"a": 1}}
+    body: dict[str, Any] = {
+        "metadata": {"name": "j", "uid": "u", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"a": 1},
+    }
     kept = slim(body)
     assert kept == {"metadata": {"name": "j", "uid": "u"}, "spec": {"a": 1}}
     assert body["metadata"]["managedFields"] == [{"manager": "kubectl"}]

@@ -6,7 +6,8 @@ import asyncio
 
 import kopf
 
-from portalis.controllers import cluster, health, job, settings  # noqa: F401  (registers every handler)
+import portalis.controllers.root  # noqa: F401  (registers every handler)
+from portalis.controllers import settings
 
 
 def test_no_diff_base_is_built_while_no_handler_reads_one() -> None:
@@ -14,7 +15,7 @@ def test_no_diff_base_is_built_while_no_handler_reads_one() -> None:
     assert not registry._changing.get_all_handlers(), "a create/update/delete handler needs the annotation storage"
     assert not registry._spawning.get_all_handlers(), "a daemon or timer needs the annotation storage"
     chosen = kopf.OperatorSettings()
-    asyncio.run(settings.operator_startup(settings=chosen))
+    asyncio.run(settings.configure(chosen))
     assert chosen.queueing.worker_limit is None  # a limit below the objects present deadlocks kopf's start-up
     storage = chosen.persistence.diffbase_storage
     assert isinstance(storage, settings.NoDiffBase)

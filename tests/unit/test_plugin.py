@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from portalis.api.meta import parse_time
 from portalis.api.v1alpha1 import TranslationJob
 from portalis.cli import kubeconfig
 from portalis.cli.kubeconfig import PluginError
@@ -30,7 +31,6 @@ from portalis.cli.kubectl.output import (
     conditions_needing_attention,
     format_duration,
     format_money,
-    parse_time,
     progress_bar,
     progress_line,
     render_table,
@@ -287,7 +287,7 @@ def test_window_start() -> None:
     assert window_start("day", NOW) == datetime(2026, 11, 19, tzinfo=UTC)
     assert window_start("week", NOW) == datetime(2026, 11, 16, tzinfo=UTC)  # Monday
     assert window_start("month", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown window"):
         window_start("year", NOW)
 
 
@@ -315,11 +315,23 @@ def test_cost_report_reads_budget_status_and_job_cost() -> None:
     assert report["window"] == "day" and report["since"] == "2026-11-19T00:00:00Z"
     assert report["total"] == "120.50"
     assert report["clusters"] == [
-        {"namespace": "ml", "cluster": "h100", "spent": "120.50", "limit": "500.00", "percent": 24,
-         "windowStart": "2026-11-19T05:00:00Z"},
-        {"namespace": "ml", "cluster": "empty", "spent": "0.00", "limit": None, "percent": 0,
-         "windowStart": "2026-11-19T00:00:00Z"},
-    ]  # fmt: skip
+        {
+            "namespace": "ml",
+            "cluster": "h100",
+            "spent": "120.50",
+            "limit": "500.00",
+            "percent": 24,
+            "windowStart": "2026-11-19T05:00:00Z",
+        },
+        {
+            "namespace": "ml",
+            "cluster": "empty",
+            "spent": "0.00",
+            "limit": None,
+            "percent": 0,
+            "windowStart": "2026-11-19T00:00:00Z",
+        },
+    ]
     assert [(t["tenant"], t["spent"], t["limit"]) for t in report["tenants"]] == [
         ("team-a", "100.00", "300.00"),
         ("team-b", "0.00", None),
@@ -327,9 +339,15 @@ def test_cost_report_reads_budget_status_and_job_cost() -> None:
     rows = {j["job"]: j for j in report["jobs"]}
     assert set(rows) == {"running", "today", "new"}
     assert rows["running"] == {
-        "namespace": "ml", "job": "running", "cluster": "h100", "tenant": "ml", "phase": "Running",
-        "spent": "20.10", "gpuSeconds": 3600, "perItem": "0.20",
-    }  # fmt: skip
+        "namespace": "ml",
+        "job": "running",
+        "cluster": "h100",
+        "tenant": "ml",
+        "phase": "Running",
+        "spent": "20.10",
+        "gpuSeconds": 3600,
+        "perItem": "0.20",
+    }
     assert rows["new"]["tenant"] == "team-a" and rows["new"]["spent"] == "0.00" and rows["new"]["perItem"] is None
     json.dumps(report)  # serialisable as is
 
@@ -362,7 +380,7 @@ def test_names_prefixes_and_counts() -> None:
     assert parse_count_or_percent("3") == 3
     assert parse_count_or_percent(" 10% ") == "10%"
     for bad in ("ten", "-1", "101%", "1.5"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"count such as 3 or a percentage|must be between 0% and 100%"):
             parse_count_or_percent(bad)
     assert parse_cluster_ref("h100", "ml") == ("ml", "h100")
     assert parse_cluster_ref("shared/h100", "ml") == ("shared", "h100")
@@ -379,9 +397,16 @@ def test_select_files_uses_the_plans_glob_rules(tmp_path: Path) -> None:
 
 def test_job_manifest_is_a_valid_translationjob() -> None:
     manifest = build_job_manifest(
-        "sample-ab12c", "ml", ("ml", "h100"), "artifacts", "sources/sample-ab12c/",
-        priority="Interactive", target="go", max_failed_items="10%", exclude=["**/tests/**"],
-    )  # fmt: skip
+        "sample-ab12c",
+        "ml",
+        ("ml", "h100"),
+        "artifacts",
+        "sources/sample-ab12c/",
+        priority="Interactive",
+        target="go",
+        max_failed_items="10%",
+        exclude=["**/tests/**"],
+    )
     job = TranslationJob.model_validate(manifest)
     assert job.spec.cluster_ref.name == "h100" and job.spec.cluster_ref.namespace is None
     assert job.spec.source.bucket == "artifacts" and job.spec.source.include == ["**/*.py"]
@@ -399,8 +424,11 @@ def test_resolve_s3_precedence() -> None:
     secret = {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret"}
     s3 = resolve_s3(storage, secret, {}, secret_name="ml/portalis-s3")
     assert (s3.endpoint, s3.region, s3.access_key, s3.secret_key) == (
-        "http://minio.portalis:9000", "eu-west-1", "key", "secret"
-    )  # fmt: skip
+        "http://minio.portalis:9000",
+        "eu-west-1",
+        "key",
+        "secret",
+    )
     assert s3.force_path_style and s3.credentials_from == "Secret ml/portalis-s3"
 
     env = {"AWS_ACCESS_KEY_ID": "mine", "AWS_REGION": "us-west-2", "AWS_ENDPOINT_URL": "http://env:9000"}
@@ -444,9 +472,13 @@ def test_unhealthy_taint_and_portalis_marks() -> None:
             "labels": {"portalis.dev/quarantined": "true", "portalis.dev/devcluster": "true", "kubernetes.io/os": "x"},
             "annotations": {"portalis.dev/quarantine-reason": "ECC", "other": "x"},
         },
-        "spec": {"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"},
-                            {"key": "portalis.dev/gpu-unhealthy", "value": "true", "effect": "NoSchedule"}]},
-    }  # fmt: skip
+        "spec": {
+            "taints": [
+                {"key": "nvidia.com/gpu", "effect": "NoSchedule"},
+                {"key": "portalis.dev/gpu-unhealthy", "value": "true", "effect": "NoSchedule"},
+            ]
+        },
+    }
     assert unhealthy_taint(node) == {
         "key": "portalis.dev/gpu-unhealthy",
         "value": "true",

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
+from typing_extensions import override
 
 from portalis import GROUP, VERSION
 from portalis.api.v1alpha1 import RESOURCES
@@ -240,6 +241,7 @@ def crd_filename(kind: str) -> str:
 class _Dumper(yaml.SafeDumper):
     """Writes repeated values out in full: anchors and aliases make CRDs hard to read and diff."""
 
+    @override
     def ignore_aliases(self, data: Any) -> bool:
         return True
 

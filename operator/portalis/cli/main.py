@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -21,18 +20,23 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
     from portalis.config import OperatorConfig
     from portalis.operator_main import run_operator
 
-    config = OperatorConfig.from_env()
+    try:
+        config = OperatorConfig.from_env()
+    except ValueError as exc:
+        print(f"portalis operator: {exc}", file=sys.stderr)
+        return 2
     return run_operator(
+        config,
         namespaces=args.namespace or config.namespaces or None,
         health=f"http://{args.health_host}:{args.health_port}/healthz",
         metrics_port=args.metrics_port,
         verbose=args.verbose,
         leader_elect=args.leader_elect,
         leader_namespace=args.leader_election_namespace,
-        log_format=args.log_format,
+        log_format=args.log_format or config.log_format,
         webhook_port=args.webhook_port,
         webhook_host=args.webhook_host,
-        webhook_token_file=args.webhook_token_file,
+        webhook_token_file=args.webhook_token_file or config.webhook_token_file,
     )
 
 
@@ -64,17 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--leader-election-namespace", default=None, help="namespace of the Lease (default: POD_NAMESPACE)"
     )
     run.add_argument(
-        "--log-format", choices=["text", "json"], default=os.environ.get("PORTALIS_LOG_FORMAT", "text"),
-        help="json for one structured object per line (env PORTALIS_LOG_FORMAT)",
-    )  # fmt: skip
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="json for one structured object per line (default: env PORTALIS_LOG_FORMAT, else text)",
+    )
     run.add_argument(
         "--webhook-port", type=int, default=0, help="port of POST /alerts, the Alertmanager webhook (0: off)"
     )
     run.add_argument("--webhook-host", default="0.0.0.0", help="address of the webhook receiver")
     run.add_argument(
-        "--webhook-token-file", default=os.environ.get("PORTALIS_WEBHOOK_TOKEN_FILE"),
-        help="file with the bearer token POST /alerts requires (env PORTALIS_WEBHOOK_TOKEN_FILE)",
-    )  # fmt: skip
+        "--webhook-token-file",
+        default=None,
+        help="file with the bearer token POST /alerts requires (default: env PORTALIS_WEBHOOK_TOKEN_FILE)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_operator_run)
 

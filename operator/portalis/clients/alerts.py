@@ -161,8 +161,12 @@ class AlertReceiver:
                 self.port = int(address[1])
                 break
         if not self.tokens.token():
-            log.error("POST %s on %s:%d refuses every alert: no webhook token (PORTALIS_WEBHOOK_TOKEN_FILE)",
-                      PATH, self.host, self.port)  # fmt: skip
+            log.error(
+                "POST %s on %s:%d refuses every alert: no webhook token (PORTALIS_WEBHOOK_TOKEN_FILE)",
+                PATH,
+                self.host,
+                self.port,
+            )
         log.info("Alertmanager webhook receiver listening on http://%s:%d%s", self.host, self.port, PATH)
         return self
 

@@ -43,18 +43,8 @@ class ClusterConnections:
 
 
 class Connections:
-    """Per-cluster queue and store clients for the operator process (thread-safe)."""
-
-    _shared: Connections | None = None
-    _shared_lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, kube: Kube) -> Connections:
-        """The process-wide instance, so both controllers reuse one connection pool per cluster."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls(kube)
-            return cls._shared
+    """Per-cluster queue and store clients for the operator process (thread-safe). The operator makes one, so its
+    controllers share one connection pool per cluster."""
 
     def __init__(self, kube: Kube, visibility_timeout_seconds: float | None = None) -> None:
         self.kube = kube
@@ -129,9 +119,12 @@ class Connections:
             store = self._stores.get(store_key)
             if store is None:
                 store = self._stores[store_key] = Store(
-                    endpoint, region=spec.storage.region, access_key=access, secret_key=secret_key,
+                    endpoint,
+                    region=spec.storage.region,
+                    access_key=access,
+                    secret_key=secret_key,
                     force_path_style=path_style,
-                )  # fmt: skip
+                )
         queue = RedisQueue(client, namespace, name, **kwargs)
         conns = ClusterConnections(queue, store, spec.storage.bucket, fingerprint, spec)
         with self._lock:

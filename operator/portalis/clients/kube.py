@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,9 +107,6 @@ def conflict(exc: BaseException) -> bool:
 class Kube:
     """A thread-safe handle on the API server for the operator process."""
 
-    _lock = threading.Lock()
-    _shared: Kube | None = None
-
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self.api = api_client
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
@@ -118,11 +114,9 @@ class Kube:
         self.field_manager = FIELD_MANAGER
 
     @classmethod
-    def shared(cls) -> Kube:
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls(_load_client())
-            return cls._shared
+    def from_kubeconfig(cls) -> Kube:
+        """A handle on the API server the pod's service account or the kubeconfig names."""
+        return cls(_load_client())
 
     # ---- custom objects ----------------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any], force: bool = True) -> dict[str, Any]:
@@ -130,10 +124,21 @@ class Kube:
         group, version = obj["apiVersion"].split("/")
         meta = obj["metadata"]
         method, url, headers, _, post = self.custom._patch_namespaced_custom_object_serialize(
-            group=group, version=version, namespace=meta["namespace"], plural=PLURALS[obj["kind"]],
-            name=meta["name"], body=obj, dry_run=None, field_manager=self.field_manager, field_validation=None,
-            force=force, _request_auth=None, _content_type=APPLY, _headers=None, _host_index=0,
-        )  # fmt: skip
+            group=group,
+            version=version,
+            namespace=meta["namespace"],
+            plural=PLURALS[obj["kind"]],
+            name=meta["name"],
+            body=obj,
+            dry_run=None,
+            field_manager=self.field_manager,
+            field_validation=None,
+            force=force,
+            _request_auth=None,
+            _content_type=APPLY,
+            _headers=None,
+            _host_index=0,
+        )
         response = self.api.call_api(method, url, headers, apply_body(obj), post)
         response.read()  # type: ignore[no-untyped-call]
         result = self.api.response_deserialize(
@@ -155,20 +160,36 @@ class Kube:
     def patch_status(self, ref: Ref, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; a deleted object is not an error."""
         try:
-            _discard(self.custom.patch_namespaced_custom_object_status(
-                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, {"status": status},
-                _content_type=MERGE, _preload_content=False,
-            ))  # fmt: skip
+            _discard(
+                self.custom.patch_namespaced_custom_object_status(
+                    ref.group,
+                    ref.version,
+                    ref.namespace,
+                    PLURALS[ref.kind],
+                    ref.name,
+                    {"status": status},
+                    _content_type=MERGE,
+                    _preload_content=False,
+                )
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     def patch(self, ref: Ref, body: dict[str, Any]) -> None:
         try:
-            _discard(self.custom.patch_namespaced_custom_object(
-                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name, body, _content_type=MERGE,
-                _preload_content=False,
-            ))  # fmt: skip
+            _discard(
+                self.custom.patch_namespaced_custom_object(
+                    ref.group,
+                    ref.version,
+                    ref.namespace,
+                    PLURALS[ref.kind],
+                    ref.name,
+                    body,
+                    _content_type=MERGE,
+                    _preload_content=False,
+                )
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -176,9 +197,13 @@ class Kube:
     def delete(self, ref: Ref) -> bool:
         try:
             self.custom.delete_namespaced_custom_object(
-                ref.group, ref.version, ref.namespace, PLURALS[ref.kind], ref.name,
+                ref.group,
+                ref.version,
+                ref.namespace,
+                PLURALS[ref.kind],
+                ref.name,
                 propagation_policy="Background",
-            )  # fmt: skip
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -189,9 +214,12 @@ class Kube:
     def event(self, ref: Ref, type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on ``ref``; failures are logged, never raised (Events are best effort)."""
         involved = {
-            "apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "namespace": ref.namespace,
+            "apiVersion": ref.api_version,
+            "kind": ref.kind,
+            "name": ref.name,
+            "namespace": ref.namespace,
             "uid": ref.uid,
-        }  # fmt: skip
+        }
         self.record_event(ref.namespace, involved, type_, reason, message)
 
     def record_event(self, namespace: str, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:

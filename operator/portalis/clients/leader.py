@@ -17,6 +17,7 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from portalis.api.meta import parse_time
 from portalis.clients.kube import Kube
 
 log = logging.getLogger("portalis.leader")
@@ -31,11 +32,7 @@ def _fmt(t: datetime) -> str:
 
 
 def _parse(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parse_time(value)
 
 
 class LeaderElector:

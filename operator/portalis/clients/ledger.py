@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import redis
 
+from portalis.api.meta import parse_time
+
 
 @dataclass(frozen=True)
 class PodTime:
@@ -36,7 +38,7 @@ def _ts(value: datetime | None) -> str | None:
 
 
 def _parse(value: Any) -> datetime | None:
-    return None if value in (None, "") else datetime.fromisoformat(str(value))
+    return parse_time(value)
 
 
 class Ledger:

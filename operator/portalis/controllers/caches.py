@@ -1,9 +1,14 @@
-"""Watch caches that Portalis keeps itself, for kinds that can number in the tens of thousands.
+"""Watch caches that Portalis keeps itself, and what it overlays on kopf's.
 
 kopf's indexes hold back every handler until each indexed object has been indexed, and that start-up barrier
 costs time quadratic in the number of objects (each object adds a toggle that wakes every waiting worker). The
 few kinds of which there are many (TranslationJobs) are cached here instead, from the watch events the
-controllers already receive.
+controllers already receive (``ObjectCache``).
+
+An object this process has just written is seen as written until the watch brings it back (``Written``): the
+Nodes the health controller patched (``NodeCache``), the RayClusters and DaskClusters the cluster controller
+applied. Every reader then sees the same object, and a look right after a write does not act on the object as
+it was before.
 """
 
 from __future__ import annotations
@@ -12,17 +17,20 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from portalis.api.meta import Key
+from portalis.desired.health import NodeView, view_node
 from portalis.desired.merge import merge_patch
 
-Key = tuple[str, str]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 SPEC_CACHE_SIZE = 16384
+WRITTEN_SECONDS = 30.0  # how long an object this process wrote counts, at most, before its watch event
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,9 +71,6 @@ class SpecCache:
             while len(self._specs) > self._size:
                 self._specs.popitem(last=False)
         return parsed
-
-
-SPECS = SpecCache()
 
 
 class ObjectCache:
@@ -147,4 +152,85 @@ def cluster_of_job(key: Key, body: Mapping[str, Any]) -> Key:
     return (ref.get("namespace") or key[0], ref.get("name") or "")
 
 
-JOBS = ObjectCache(cluster_of_job)
+def first(index: Mapping[Any, Iterable[T]] | None, key: Any) -> T | None:
+    """The one object a kopf index holds under ``key`` (indexes keep a collection per key), or None."""
+    for item in (index.get(key) if index is not None else None) or ():
+        return item
+    return None
+
+
+def _older(seen: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
+    """Whether ``seen`` (from the watch) is older than ``written`` (what this process wrote), by resourceVersion:
+    compared as numbers when both are (etcd's revisions), else as different-or-not."""
+    a = str((seen.get("metadata") or {}).get("resourceVersion") or "")
+    b = str((written.get("metadata") or {}).get("resourceVersion") or "")
+    if a.isdigit() and b.isdigit():
+        return int(a) < int(b)
+    return a != b
+
+
+class Written(Generic[K]):
+    """Objects this process wrote, by key, until the watch cache shows them at the resourceVersion written or a
+    later one (or ``max_age`` passed: a watch that never delivers does not pin an old object)."""
+
+    def __init__(self, max_age: float = WRITTEN_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._bodies: dict[K, tuple[float, dict[str, Any]]] = {}
+
+    def wrote(self, key: K, body: dict[str, Any]) -> None:
+        self._bodies[key] = (self._clock(), body)
+
+    def forget(self, key: K) -> None:
+        self._bodies.pop(key, None)
+
+    def over(self, key: K, seen: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The object as this process wrote it while the watch shows an older one; else what the watch shows."""
+        entry = self._bodies.get(key)
+        if entry is None:
+            return seen
+        at, body = entry
+        if self._clock() - at > self.max_age or (seen is not None and not _older(seen, body)):
+            del self._bodies[key]
+            return seen
+        return body
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+
+class NodeCache:
+    """Nodes as the node watch holds them (kopf's index), with the patches this process made on top, and their
+    ``NodeView``s (a view is built again only for a body it was not built from: each watch event or patch brings
+    a new one)."""
+
+    def __init__(self, index: Mapping[str, Iterable[dict[str, Any]]], written: Written[str] | None = None) -> None:
+        self.index = index
+        self.written: Written[str] = written if written is not None else Written()
+        self._views: dict[str, tuple[dict[str, Any], NodeView]] = {}
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.written.over(name, first(self.index, name))
+
+    def names(self) -> list[str]:
+        return list(self.index.keys())
+
+    def view(self, name: str) -> NodeView | None:
+        body = self.get(name)
+        if body is None:
+            self._views.pop(name, None)
+            return None
+        known = self._views.get(name)
+        if known is not None and known[0] is body:
+            return known[1]
+        view = view_node(body)
+        self._views[name] = (body, view)
+        return view
+
+    def wrote(self, name: str, body: dict[str, Any]) -> None:
+        self.written.wrote(name, slim(body))
+
+    def gone(self, name: str) -> None:
+        """The node was deleted."""
+        self.written.forget(name)
+        self._views.pop(name, None)

@@ -74,16 +74,8 @@ def describe(exc: BaseException, call_seconds: float) -> str:
 
 
 class RedisGate:
-    """Per-server reachability for every Redis client the operator uses; all methods run on the event loop."""
-
-    _shared: RedisGate | None = None
-
-    @classmethod
-    def shared(cls) -> RedisGate:
-        """The process-wide gate, so both controllers see the same servers down."""
-        if cls._shared is None:
-            cls._shared = cls()
-        return cls._shared
+    """Per-server reachability for every Redis client the operator uses; all methods run on the event loop. The
+    operator makes one (``controllers.root``), so every controller sees the same servers down."""
 
     def __init__(
         self,
@@ -179,8 +171,12 @@ class RedisGate:
 
     def _fail(self, client: redis.Redis, error: str) -> None:
         if not self.state(client).down:
-            log.warning("Redis at %s does not answer (%s); its clusters are not read for %.0f s",
-                        server_name(client), error, self.retry_seconds)  # fmt: skip
+            log.warning(
+                "Redis at %s does not answer (%s); its clusters are not read for %.0f s",
+                server_name(client),
+                error,
+                self.retry_seconds,
+            )
         self._states[client] = failed(self.state(client), self._clock(), error)
 
     async def _probe(self, client: redis.Redis) -> None:

@@ -11,22 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from portalis.api.meta import Key
 
 log = logging.getLogger("portalis.runtime")
 
 T = TypeVar("T")
-
-Key = tuple[str, str]  # (namespace, name)
-
-
-def first(index: Mapping[Key, Iterable[T]], key: Key) -> T | None:
-    """The one object a kopf index holds under ``key`` (indexes keep a collection per key), or None."""
-    for item in index.get(key) or ():
-        return item
-    return None
 
 
 @dataclass(frozen=True)
@@ -152,8 +145,14 @@ class Controller:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 delay = min(0.5 * 2 ** (failures - 1), 60.0)
-                log.exception("%s: reconcile of %s/%s failed (attempt %d); retrying in %.1fs",
-                              self.name, key[0], key[1], failures, delay)  # fmt: skip
+                log.exception(
+                    "%s: reconcile of %s/%s failed (attempt %d); retrying in %.1fs",
+                    self.name,
+                    key[0],
+                    key[1],
+                    failures,
+                    delay,
+                )
                 self.queue.add_after(key, delay)
             else:
                 self._failures.pop(key, None)

@@ -1,4 +1,5 @@
-"""Operator start-up: kopf settings that keep Portalis' bookkeeping out of the CRs' status."""
+"""kopf's settings for Portalis, applied by the start-up handler (``controllers.root``): bookkeeping out of the
+CRs' status, no diff bases, no limit on kopf's per-object workers, and a thread pool sized for the I/O."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
+from typing_extensions import override
 
 from portalis import GROUP
 from portalis.clients import IO_THREADS
@@ -18,18 +20,20 @@ class NoDiffBase(kopf.DiffBaseStorage):
     """A diff-base storage for an operator without create/update/delete handlers, daemons or timers: the diff
     kopf computes for every event is only read by those, so none is built and none is stored."""
 
+    @override
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
         return kopf.BodyEssence()
 
+    @override
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         return None
 
+    @override
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         return None
 
 
-@kopf.on.startup()
-async def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings) -> None:
     # Blocking Kubernetes, Redis and S3 calls run in threads (asyncio.to_thread); the default pool of
     # cpu_count + 4 threads would queue one slow S3 listing behind another and stall every controller.
     asyncio.get_running_loop().set_default_executor(

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
+
+from portalis import GROUP
+
+GENERATION_ANNOTATION = f"{GROUP}/cluster-generation"
+DESIRED_HASH_ANNOTATION = f"{GROUP}/desired-hash"
+WORKERS_ANNOTATION = f"{GROUP}/workers"  # the worker count Portalis chose, on the backend object it applied
 
 
 def is_subset(desired: Any, observed: Any) -> bool:
@@ -52,3 +59,23 @@ def desired_hash(desired: dict[str, Any]) -> str:
     body = {k: v for k, v in desired.items() if k != "metadata"}
     body["metadata"] = {k: v for k, v in desired.get("metadata", {}).items() if k != "annotations"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def annotate(desired: dict[str, Any], generation: int, replicas: int) -> dict[str, Any]:
+    """``desired`` with the annotations Portalis keeps on a backend object: the TranslationCluster generation it
+    was built from, the hash of what Portalis wants (to tell its own changes from someone else's), and the
+    worker count the scaler chose."""
+    desired["metadata"]["annotations"] = {
+        GENERATION_ANNOTATION: str(generation),
+        DESIRED_HASH_ANNOTATION: desired_hash(desired),
+        WORKERS_ANNOTATION: str(replicas),
+    }
+    return desired
+
+
+def applied_replicas(observed: Mapping[str, Any] | None) -> int | None:
+    """The worker count Portalis chose last, as the backend object it applied records it; None before the first
+    apply (or on an object applied without it)."""
+    annotations = ((observed or {}).get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(WORKERS_ANNOTATION)
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None

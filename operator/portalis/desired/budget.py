@@ -12,19 +12,22 @@ with ``zoneinfo`` so they start at the right local midnight across daylight-savi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from portalis.api.v1alpha1.cluster import BudgetSpec, TranslationClusterSpec
+from portalis.desired.conditions import FALSE, TRUE, ConditionUpdate
 from portalis.desired.pods import SPOT_LABELS
+from portalis.desired.podview import PodView
 
 CENT = Decimal("0.01")
 WINDOWS = ("daily", "weekly", "monthly")
 
 
-def is_spot_node(labels: dict[str, str]) -> bool:
+def is_spot_node(labels: Mapping[str, str]) -> bool:
     return any(labels.get(k) == v for k, v in SPOT_LABELS)
 
 
@@ -46,6 +49,48 @@ class Prices:
 
     def per_gpu_hour(self, spot: bool) -> Decimal:
         return self.spot if spot else self.on_demand
+
+
+def prices_of(spec: TranslationClusterSpec, defaults: Prices) -> Prices:
+    """The cluster's GPU-hour prices: its ``spec.pricing`` (spot at the on-demand price when not given), else
+    the operator-wide defaults (``PORTALIS_DEFAULT_ON_DEMAND_GPU_HOUR`` and ``..._SPOT_GPU_HOUR``)."""
+    if spec.pricing is None:
+        return defaults
+    on_demand = Decimal(spec.pricing.on_demand_gpu_hour)
+    spot = Decimal(spec.pricing.spot_gpu_hour) if spec.pricing.spot_gpu_hour else on_demand
+    return Prices(on_demand, spot)
+
+
+def item_price(prices: Prices, spot_gpus: int, on_demand_gpus: int, spot_by_spec: bool) -> Decimal:
+    """The GPU-hour price of the GPU time a cluster's items use: the price of the GPUs its running workers hold,
+    spot or on-demand by their nodes' capacity-type labels as metering reads them (mixed capacity at the
+    GPU-weighted mean); with no worker running, the price ``spec.workers.spot`` asks for."""
+    total = spot_gpus + on_demand_gpus
+    if total <= 0:
+        return prices.per_gpu_hour(spot_by_spec)
+    if on_demand_gpus == 0:
+        return prices.spot
+    if spot_gpus == 0:
+        return prices.on_demand
+    return (prices.spot * spot_gpus + prices.on_demand * on_demand_gpus) / Decimal(total)
+
+
+def gpus_by_capacity(pods: Iterable[PodView], node_labels: Mapping[str, Mapping[str, str]]) -> tuple[int, int]:
+    """The GPUs the running worker pods hold on spot nodes and on on-demand nodes, by the nodes' labels."""
+    spot = on_demand = 0
+    for p in pods:
+        if not p.is_worker or p.phase != "Running" or p.deleting or not p.node:
+            continue
+        if is_spot_node(node_labels.get(p.node) or {}):
+            spot += p.gpus
+        else:
+            on_demand += p.gpus
+    return spot, on_demand
+
+
+def is_metered(spec: TranslationClusterSpec, default_prices_set: bool) -> bool:
+    """Whether the cluster's GPU time is metered: it has a budget or prices, or the operator has default prices."""
+    return spec.budget is not None or spec.pricing is not None or default_prices_set
 
 
 def window_bounds(kind: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -187,6 +232,18 @@ class BudgetState:
         return self.exceeded and self.action == "Suspend"
 
 
+def limits_of(budget: BudgetSpec | None) -> tuple[Limits, dict[str, Limits]]:
+    """The cluster's limits per window, and each tenant's."""
+    if budget is None:
+        return Limits(), {}
+
+    def dec(value: str | None) -> Decimal | None:
+        return Decimal(value) if value else None
+
+    tenants = {t.name: Limits(dec(t.daily), dec(t.weekly), dec(t.monthly)) for t in budget.tenants or []}
+    return Limits(dec(budget.daily), dec(budget.weekly), dec(budget.monthly)), tenants
+
+
 def evaluate(
     usages: Sequence[Usage],
     prices: Prices,
@@ -226,3 +283,43 @@ def budget_status(state: BudgetState) -> dict[str, object]:
 
 def window_text(w: WindowSpend) -> str:
     return f"{w.kind} spend {cents(w.spent)} of {cents(w.limit or Decimal(0))} ({w.percent}%)"
+
+
+_ON_EXCEEDED = {
+    "Alert": "no action is taken (onExceeded: Alert)",
+    "BlockScaleUp": "workers are not added and new jobs wait (onExceeded: BlockScaleUp)",
+    "Suspend": "workers scale to zero and jobs pause until the window rolls over or the limit is raised "
+    "(onExceeded: Suspend)",
+}
+
+
+def budget_conditions(state: BudgetState, spec: TranslationClusterSpec) -> list[ConditionUpdate]:
+    """BudgetWarning and BudgetExceeded from the worst window (and tenants over their limits)."""
+    if spec.budget is None:
+        return []
+    worst = state.worst
+    over = sorted(name for name in state.tenants if state.tenant_exceeded(name))
+    tenant_note = f" Tenants over their limits: {', '.join(over)}." if over else ""
+    if worst is None:
+        return [
+            ConditionUpdate("BudgetWarning", FALSE, "NoLimits", ""),
+            ConditionUpdate(
+                "BudgetExceeded", TRUE if over else FALSE, "TenantLimit" if over else "NoLimits", tenant_note.strip()
+            ),
+        ]
+    text = window_text(worst)
+    warning = ConditionUpdate(
+        "BudgetWarning",
+        TRUE if state.warning else FALSE,
+        f"{worst.kind.capitalize()}AboveThreshold" if state.warning else "BelowThreshold",
+        f"{text}; the warning threshold is {state.threshold}%." if state.warning else "",
+    )
+    if state.exceeded:
+        action = _ON_EXCEEDED[state.action]
+        reason = f"{worst.kind.capitalize()}LimitReached"
+        exceeded = ConditionUpdate("BudgetExceeded", TRUE, reason, f"{text}: {action}.{tenant_note}")
+    elif over:
+        exceeded = ConditionUpdate("BudgetExceeded", TRUE, "TenantLimit", tenant_note.strip())
+    else:
+        exceeded = ConditionUpdate("BudgetExceeded", FALSE, "WithinBudget", "")
+    return [warning, exceeded]

@@ -1,8 +1,9 @@
 """TranslationCluster status as a pure function of what the operator observed.
 
-Inputs are plain dicts as the API server returns them (the backend object and the cluster's pods); the output
-is the ``status`` to write. Recomputing from the same observations gives the same status, so the controller
-patches only when something really changed.
+Inputs are what the cluster controller observed (the backend object, the cluster's pods as ``PodView``s, the
+queue's figures, the budget as metered, whether this look scaled); the output is the whole ``status`` it writes
+(the health fields excepted: the health controller writes those). Recomputing from the same observations gives
+the same status, so the controller patches only when something really changed.
 """
 
 from __future__ import annotations
@@ -11,65 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from portalis.api.meta import format_time
 from portalis.api.v1alpha1.cluster import Backend, TranslationClusterSpec
+from portalis.desired.budget import BudgetState, budget_conditions, budget_status
 from portalis.desired.conditions import FALSE, TRUE, ConditionUpdate, compute_conditions
 from portalis.desired.merge import patch_changes
-from portalis.desired.pods import GPU_RESOURCE, ROLE_LABEL, gpu_products
-
-
-@dataclass(frozen=True)
-class PodView:
-    """What status needs to know about one pod."""
-
-    name: str
-    role: str  # head | worker | other
-    phase: str
-    ready: bool
-    deleting: bool
-    gpus: int
-    node: str | None
-    unschedulable_message: str | None = None
-    waiting_reason: str | None = None
-
-
-def _gpu_limit(pod: dict[str, Any]) -> int:
-    total = 0
-    for c in pod.get("spec", {}).get("containers", []):
-        raw = (c.get("resources", {}).get("limits") or {}).get(GPU_RESOURCE)
-        if raw is not None:
-            try:
-                total += int(str(raw))
-            except ValueError:
-                continue
-    return total
-
-
-def view_pod(pod: dict[str, Any]) -> PodView:
-    meta = pod.get("metadata", {})
-    status = pod.get("status", {}) or {}
-    conds = {c.get("type"): c for c in status.get("conditions") or []}
-    ready = conds.get("Ready", {}).get("status") == "True"
-    sched = conds.get("PodScheduled", {})
-    unschedulable = None
-    if sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
-        unschedulable = str(sched.get("message") or "the scheduler found no node that fits")
-    waiting = None
-    for cs in status.get("containerStatuses") or []:
-        reason = (cs.get("state", {}).get("waiting") or {}).get("reason")
-        if reason in {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"}:
-            waiting = str(reason)
-    role = (meta.get("labels") or {}).get(ROLE_LABEL) or (meta.get("labels") or {}).get("ray.io/node-type", "other")
-    return PodView(
-        name=str(meta.get("name", "")),
-        role=str(role),
-        phase=str(status.get("phase") or "Pending"),
-        ready=ready,
-        deleting=bool(meta.get("deletionTimestamp")),
-        gpus=_gpu_limit(pod),
-        node=pod.get("spec", {}).get("nodeName"),
-        unschedulable_message=unschedulable,
-        waiting_reason=waiting,
-    )
+from portalis.desired.pods import GPU_RESOURCE, gpu_products
+from portalis.desired.podview import PodView
 
 
 @dataclass(frozen=True)
@@ -92,6 +41,22 @@ class ClusterObservation:
     quarantined_nodes: frozenset[str] = frozenset()
     refused: str | None = None  # why the apiserver refused the backend object made from the spec
     queue_problem: QueueProblem | None = None
+    busy_workers: int | None = None  # workers holding an item; None: keep what status says
+    queue: QueueFigures | None = None  # None: the queue was not read this time; the figures in status stand
+    budget: BudgetState | None = None  # as metered, when the cluster is
+    scaled: bool = False  # this look changed the worker count (lastScaleTime is now)
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """Items waiting and in flight over all priorities, and the age of the oldest waiting one."""
+
+    depth: int
+    in_flight: int
+    oldest_item_age_seconds: int
+
+    def to_status(self) -> dict[str, int]:
+        return {"depth": self.depth, "inFlight": self.in_flight, "oldestItemAgeSeconds": self.oldest_item_age_seconds}
 
 
 def _placement(spec: TranslationClusterSpec) -> str:
@@ -151,10 +116,8 @@ def compute_cluster_status(
             "Ready", FALSE, "WorkersNotReady", f"{len(ready_workers)}/{obs.desired_workers} workers are ready."
         )
     else:
-        ready = ConditionUpdate(
-            "Ready", TRUE, "ClusterReady",
-            f"Head and {len(ready_workers)}/{obs.desired_workers} workers ready with {allocated} GPUs.",
-        )  # fmt: skip
+        message = f"Head and {len(ready_workers)}/{obs.desired_workers} workers ready with {allocated} GPUs."
+        ready = ConditionUpdate("Ready", TRUE, "ClusterReady", message)
     if obs.queue_problem is not None and degraded.status == FALSE:
         degraded = ConditionUpdate("Degraded", TRUE, obs.queue_problem.reason, obs.queue_problem.message)
     if failing and degraded.status == FALSE:
@@ -174,18 +137,24 @@ def compute_cluster_status(
 
     conditions = compute_conditions(existing.get("conditions"), [ready, degraded, suspended], generation, now)
     backend_key = "rayClusterName" if spec.backend == Backend.RAY else "daskClusterName"
-    return {
+    busy = obs.busy_workers if obs.busy_workers is not None else int((existing.get("workers") or {}).get("busy", 0))
+    status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": phase_text,
         backend_key: obs.backend_name,
-        "workers": {
-            "desired": obs.desired_workers,
-            "ready": len(ready_workers),
-            "busy": int((existing.get("workers") or {}).get("busy", 0)),
-        },
+        "workers": {"desired": obs.desired_workers, "ready": len(ready_workers), "busy": busy},
         "gpus": {"allocated": allocated, "healthy": healthy},
         "conditions": conditions,
     }
+    if obs.budget is not None and (spec.budget is not None or spec.pricing is not None):
+        status["budget"] = budget_status(obs.budget)
+        status["conditions"] = compute_conditions(conditions, budget_conditions(obs.budget, spec), generation, now)
+    if obs.queue is not None:
+        status["queue"] = obs.queue.to_status()
+    last_scale = format_time(now) if obs.scaled else existing.get("lastScaleTime")
+    if last_scale:
+        status["lastScaleTime"] = last_scale
+    return status
 
 
 def status_changed(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
@@ -214,7 +183,10 @@ def reconcile_fingerprint(body: Any) -> tuple[Any, ...]:
     comes back as one) does not call for another look; a periodic look still catches a status edited by hand."""
     meta = body.get("metadata") or {}
     return (
-        meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None,
-        tuple(meta.get("finalizers") or ()), tuple(sorted((meta.get("labels") or {}).items())),
+        meta.get("uid"),
+        meta.get("generation"),
+        meta.get("deletionTimestamp") is not None,
+        tuple(meta.get("finalizers") or ()),
+        tuple(sorted((meta.get("labels") or {}).items())),
         tuple(sorted((meta.get("annotations") or {}).items())),
-    )  # fmt: skip
+    )

@@ -7,8 +7,10 @@ the same observations yields the same object and the controller can skip a no-op
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from portalis.api.meta import format_time
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -19,17 +21,6 @@ class ConditionUpdate:
     status: str
     reason: str
     message: str = ""
-
-
-def format_time(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    """A Kubernetes timestamp (RFC 3339, ``Z`` for UTC) as an aware datetime; None when unset."""
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
 
 
 def compute_conditions(

@@ -46,10 +46,20 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
                 "image": spec.image,
                 # no nanny: SIGTERM closes the worker itself, whose loops finish the items in hand
                 "command": [
-                    "dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", "1", "--no-nanny",
-                    "--resources", f"GPU={workers.gpus_per_worker}",
-                    "--dashboard", "--dashboard-address", str(WORKER_DASHBOARD_PORT),
-                    "--preload", DATA_PLANE_PRELOAD,
+                    "dask",
+                    "worker",
+                    "--name",
+                    "$(DASK_WORKER_NAME)",
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--resources",
+                    f"GPU={workers.gpus_per_worker}",
+                    "--dashboard",
+                    "--dashboard-address",
+                    str(WORKER_DASHBOARD_PORT),
+                    "--preload",
+                    DATA_PLANE_PRELOAD,
                 ],
                 "ports": [
                     {"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"},
@@ -63,7 +73,7 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
         "affinity": worker_affinity(workers),
         "tolerations": worker_tolerations(workers),
         "terminationGracePeriodSeconds": min(spec.engine.timeout_seconds + 30, 3630),
-    }  # fmt: skip
+    }
     if workers.node_selector:
         worker_pod["nodeSelector"] = dict(workers.node_selector)
     merged = merge_template({"metadata": {"labels": labels(owner, "worker")}, "spec": worker_pod}, workers.pod_template)
@@ -120,11 +130,13 @@ def build_daskcluster(spec: TranslationClusterSpec, owner: Owner, replicas: int 
                     "ports": [
                         {"name": "tcp-comm", "protocol": "TCP", "port": SCHEDULER_PORT, "targetPort": "tcp-comm"},
                         {
-                            "name": "http-dashboard", "protocol": "TCP", "port": DASHBOARD_PORT,
+                            "name": "http-dashboard",
+                            "protocol": "TCP",
+                            "port": DASHBOARD_PORT,
                             "targetPort": "http-dashboard",
                         },
                     ],
                 },
             },
         },
-    }  # fmt: skip
+    }

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from portalis.api.meta import format_time
 from portalis.api.v1alpha1.job import TranslationJobSpec
 from portalis.desired.budget import CENT
 from portalis.desired.budget import cents as money
-from portalis.desired.conditions import FALSE, TRUE, UNKNOWN, ConditionUpdate, compute_conditions, format_time
+from portalis.desired.conditions import FALSE, TRUE, UNKNOWN, ConditionUpdate, compute_conditions
 
 MAX_FAILED_ITEMS_IN_STATUS = 100
 
@@ -173,10 +174,12 @@ def compute_job_status(
         start = start or format_time(now)
         updates.append(
             ConditionUpdate(
-                "Running", TRUE, "Translating",
+                "Running",
+                TRUE,
+                "Translating",
                 f"{finished_items} of {obs.total} files finished, {obs.in_flight} in flight, {obs.queued} queued.",
             )
-        )  # fmt: skip
+        )
 
     if obs.planned and obs.problem is None:
         updates.insert(0, ConditionUpdate("Planned", TRUE, "Planned", f"{obs.total} files planned."))
@@ -184,9 +187,13 @@ def compute_job_status(
         updates.append(ConditionUpdate("BudgetHeld", FALSE, "WithinBudget", ""))
     if spec.suspend or _has(existing, "Suspended"):
         updates.append(
-            ConditionUpdate("Suspended", TRUE if spec.suspend and phase == "Suspended" else FALSE,
-                            "Suspended" if spec.suspend else "Resumed", "")
-        )  # fmt: skip
+            ConditionUpdate(
+                "Suspended",
+                TRUE if spec.suspend and phase == "Suspended" else FALSE,
+                "Suspended" if spec.suspend else "Resumed",
+                "",
+            )
+        )
 
     eta = None if phase != "Running" else eta_seconds(remaining, obs.rate_items_per_second)
     if spec.deadline_seconds is not None and obs.created is not None and phase in {"Running", "Pending"}:
@@ -287,8 +294,8 @@ def report(plan: Sequence[Any], done_ids: set[str], failed: dict[str, str], tota
 # ---- which changes concern a job -----------------------------------------------------------------------
 
 
-def job_fingerprint(body: Any, own_finalizer: str) -> tuple[Any, ...]:
-    """What of a job, besides status, its reconcile depends on (the controller's own finalizer excluded)."""
+def job_fingerprint(body: Any, own_finalizer: str = "") -> tuple[Any, ...]:
+    """What of a job, besides status, its reconcile depends on (a finalizer of the caller's own excluded)."""
     meta = body.get("metadata") or {}
     finalizers = tuple(sorted(f for f in meta.get("finalizers") or [] if f != own_finalizer))
     return meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None, finalizers
@@ -318,9 +325,13 @@ def cluster_fingerprint(body: Any) -> tuple[Any, ...]:
     status = body.get("status") or {}
     exceeded = budget_exceeded(status) or {}
     return (
-        meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp") is not None,
-        exceeded.get("status"), exceeded.get("reason"), tuple(sorted(tenants_over_budget(status))),
-    )  # fmt: skip
+        meta.get("uid"),
+        meta.get("generation"),
+        meta.get("deletionTimestamp") is not None,
+        exceeded.get("status"),
+        exceeded.get("reason"),
+        tuple(sorted(tenants_over_budget(status))),
+    )
 
 
 def orphaned_jobs(held: set[str], live: set[str], suspects: set[str]) -> tuple[set[str], set[str]]:

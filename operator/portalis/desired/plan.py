@@ -105,10 +105,6 @@ def _compile(globs: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{_glob_to_regex(g.lstrip('/'))})" for g in globs), re.DOTALL)
 
 
-def compile_globs(globs: Sequence[str]) -> re.Pattern[str] | None:
-    return _compile(tuple(globs))
-
-
 def match_globs(key_relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     """Whether a key, relative to the source prefix, matches an include glob and no exclude glob."""
     inc = _compile(tuple(include))

@@ -22,7 +22,10 @@ ROLE_LABEL = "portalis.dev/role"
 # nvidia.com/gpu.product values GPU Feature Discovery reports for each GPU model (SXM, PCIe and NVL forms).
 GPU_PRODUCTS: dict[GpuType, tuple[str, ...]] = {
     GpuType.A100: (
-        "NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-80GB-PCIe", "NVIDIA-A100-PCIE-40GB",
+        "NVIDIA-A100-SXM4-80GB",
+        "NVIDIA-A100-SXM4-40GB",
+        "NVIDIA-A100-80GB-PCIe",
+        "NVIDIA-A100-PCIE-40GB",
     ),
     GpuType.H100: ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-SXM5-80GB", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"),
     GpuType.H200: ("NVIDIA-H200", "NVIDIA-H200-141GB-HBM3e", "NVIDIA-H200-NVL"),
@@ -30,7 +33,7 @@ GPU_PRODUCTS: dict[GpuType, tuple[str, ...]] = {
     GpuType.L40S: ("NVIDIA-L40S",),
     GpuType.A10G: ("NVIDIA-A10G",),
     GpuType.T4: ("Tesla-T4",),
-}  # fmt: skip
+}
 
 # Node labels clouds and provisioners use to mark spot capacity, with the value that means "spot".
 SPOT_LABELS: tuple[tuple[str, str], ...] = (
@@ -111,10 +114,14 @@ def worker_tolerations(workers: WorkerSpec) -> list[dict[str, Any]]:
     if workers.spot:
         out.append({"key": "karpenter.sh/capacity-type", "operator": "Equal", "value": "spot", "effect": "NoSchedule"})
         out.append({"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"})
-        out.append({
-            "key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
-            "effect": "NoSchedule",
-        })  # fmt: skip
+        out.append(
+            {
+                "key": "kubernetes.azure.com/scalesetpriority",
+                "operator": "Equal",
+                "value": "spot",
+                "effect": "NoSchedule",
+            }
+        )
     for t in workers.tolerations or []:
         out.append(t.model_dump(by_alias=True, exclude_none=True, mode="json"))
     return out

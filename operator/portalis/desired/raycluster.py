@@ -13,6 +13,7 @@ gets a memory-backed ``/dev/shm`` for the object store.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
@@ -46,6 +47,14 @@ SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
 def raycluster_name(cluster_name: str) -> str:
     """The RayCluster has the TranslationCluster's name, so `kubectl get raycluster NAME` just works."""
     return cluster_name
+
+
+def named_workers_to_delete(raycluster: Mapping[str, Any] | None) -> frozenset[str]:
+    """The worker pods a RayCluster names in its groups' ``scaleStrategy.workersToDelete``."""
+    names: set[str] = set()
+    for group in ((raycluster or {}).get("spec") or {}).get("workerGroupSpecs") or []:
+        names.update((group.get("scaleStrategy") or {}).get("workersToDelete") or [])
+    return frozenset(names)
 
 
 def clamp_replicas(spec: TranslationClusterSpec, replicas: int | None) -> int:

@@ -57,7 +57,7 @@ def probe_started(state: ServerState, now: float) -> ServerState:
     return replace(state, probing_since=now)
 
 
-def answered(state: ServerState, now: float) -> ServerState:
+def answered(_state: ServerState, now: float) -> ServerState:
     """A call or probe got an answer: the server is up, whatever failed before."""
     return ServerState(answered_at=now)
 

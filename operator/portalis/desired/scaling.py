@@ -14,8 +14,13 @@ refuse a scale-up. Scale to zero happens when minWorkers is 0; work arriving wak
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.desired.budget import BudgetState
+from portalis.desired.podview import PodView
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,20 @@ class ScalingPolicy:
     max_step_up: int | None = None
     max_step_down: int | None = None
     enabled: bool = True
+
+
+def policy_from_spec(spec: TranslationClusterSpec) -> ScalingPolicy:
+    a = spec.autoscaling
+    return ScalingPolicy(
+        min_workers=spec.workers.min_workers,
+        max_workers=spec.workers.max_workers,
+        target_items_per_worker=a.target_items_per_worker,
+        scale_up_stabilization_seconds=float(a.scale_up_stabilization_seconds),
+        scale_down_stabilization_seconds=float(a.scale_down_stabilization_seconds),
+        max_step_up=a.max_step_up,
+        max_step_down=a.max_step_down,
+        enabled=a.enabled and not spec.suspend,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +75,7 @@ class History:
 
 
 @dataclass(frozen=True)
-class Decision:
+class ScaleDecision:
     replicas: int
     workers_to_delete: tuple[str, ...] = ()
     reason: str = "Steady"
@@ -112,12 +131,12 @@ def decide(
     history: History,
     now: float,
     budget_allows_scale_up: bool = True,
-) -> Decision:
+) -> ScaleDecision:
     """The replica count for now and the idle workers to remove; records the recommendation in ``history``."""
     lo, hi = policy.min_workers, policy.max_workers
     if not policy.enabled:
         replicas = max(lo, min(hi, current))
-        return Decision(replicas, (), "AutoscalingDisabled", "spec.autoscaling.enabled is false")
+        return ScaleDecision(replicas, (), "AutoscalingDisabled", "spec.autoscaling.enabled is false")
     wanted = wanted_workers(backlog, policy)
     keep = max(policy.scale_up_stabilization_seconds, policy.scale_down_stabilization_seconds)
     history.add(now, wanted, keep)
@@ -126,13 +145,14 @@ def decide(
     if clamped_current != current:  # min or max changed under us: the bounds are hard, follow them at once
         why = f"minWorkers/maxWorkers are now {lo}/{hi}"
         if clamped_current > current:
-            return Decision(clamped_current, (), "BoundsChanged", f"{why}: scaled up to {clamped_current} workers")
+            return ScaleDecision(clamped_current, (), "BoundsChanged", f"{why}: scaled up to {clamped_current} workers")
         remove = current - clamped_current
         chosen = choose_idle(workers, remove)
         busy = sorted(w.name for w in workers if w.busy and w.name not in chosen)
         chosen += busy[: remove - len(chosen)]  # their items go back to the queue when they stop
-        return Decision(clamped_current, tuple(sorted(chosen)), "BoundsChanged",
-                        f"{why}: scaled down to {clamped_current} workers")  # fmt: skip
+        return ScaleDecision(
+            clamped_current, tuple(sorted(chosen)), "BoundsChanged", f"{why}: scaled down to {clamped_current} workers"
+        )
 
     up_target = min(history.within(now, policy.scale_up_stabilization_seconds) or [wanted])
     down_target = max(history.within(now, policy.scale_down_stabilization_seconds) or [wanted])
@@ -142,31 +162,39 @@ def decide(
             target = min(target, current + policy.max_step_up)
         if not budget_allows_scale_up:
             held = f"the budget holds scale-up from {current} to {target} workers"
-            return Decision(current, (), "BudgetBlocked", held, budget_blocked=True)
+            return ScaleDecision(current, (), "BudgetBlocked", held, budget_blocked=True)
         what = "woke from zero" if current == 0 else f"scaled up from {current}"
-        return Decision(target, (), "QueueBacklog", f"{backlog} items queued or in flight: {what} to {target} workers")
+        return ScaleDecision(
+            target, (), "QueueBacklog", f"{backlog} items queued or in flight: {what} to {target} workers"
+        )
     if down_target < current:
         target = down_target
         if policy.max_step_down is not None:
             target = max(target, current - policy.max_step_down)
-        return _scale_down(current, target, workers, f"backlog at most {backlog} for the last "
-                           f"{policy.scale_down_stabilization_seconds:.0f}s")  # fmt: skip
-    return Decision(current, (), "Steady", "", settled=wanted == current)
+        return _scale_down(
+            current,
+            target,
+            workers,
+            f"backlog at most {backlog} for the last {policy.scale_down_stabilization_seconds:.0f}s",
+        )
+    return ScaleDecision(current, (), "Steady", "", settled=wanted == current)
 
 
-def _scale_down(current: int, target: int, workers: Sequence[Worker], why: str) -> Decision:
+def _scale_down(current: int, target: int, workers: Sequence[Worker], why: str) -> ScaleDecision:
     """Remove ``current - target`` workers: replicas with no pod yet first, then idle pods, never busy ones."""
     remove = current - target
     phantom = min(max(current - len(workers), 0), remove)
     idle = choose_idle(workers, remove - phantom)
     removed = phantom + len(idle)
     if removed == 0:
-        return Decision(current, (), "WorkersBusy", f"{why}, but every worker that could go is busy", settled=False)
+        return ScaleDecision(
+            current, (), "WorkersBusy", f"{why}, but every worker that could go is busy", settled=False
+        )
     replicas = current - removed
     verb = "scaled to zero" if replicas == 0 else f"scaled down from {current} to {replicas}"
     names = f", removing idle {', '.join(sorted(idle))}" if idle else ""
     note = "" if removed == remove else f" ({remove - removed} busy workers kept)"
-    return Decision(replicas, tuple(sorted(idle)), "QueueDrained", f"{why}: {verb}{names}{note}")
+    return ScaleDecision(replicas, tuple(sorted(idle)), "QueueDrained", f"{why}: {verb}{names}{note}")
 
 
 def choose_idle(workers: Sequence[Worker], count: int) -> list[str]:
@@ -174,3 +202,41 @@ def choose_idle(workers: Sequence[Worker], count: int) -> list[str]:
     idle = [w for w in workers if not w.busy]
     idle.sort(key=lambda w: (w.ready, -w.created, w.name))
     return [w.name for w in idle[:count]]
+
+
+def busy_pods(heartbeats: Mapping[str, Mapping[str, Any]], pod_names: Iterable[str]) -> set[str]:
+    """Pods with a translator holding an item; heartbeat names are the pod name or ``<pod>/<translator>``."""
+    names = set(pod_names)
+    busy = set()
+    for name, beat in heartbeats.items():
+        if beat.get("state") != "busy":
+            continue
+        pod = name.split("/", 1)[0]
+        if pod in names:
+            busy.add(pod)
+    return busy
+
+
+def decide_for_cluster(
+    spec: TranslationClusterSpec,
+    current: int,
+    backlog: int,
+    workers: Sequence[PodView],
+    busy: set[str],
+    history: History,
+    now: float,
+    budget: BudgetState | None,
+) -> ScaleDecision:
+    """``decide`` for a TranslationCluster: its spec's policy, its worker pods (those not being deleted), and
+    its budget; a suspended cluster keeps its count, and a budget spent under onExceeded: Suspend scales it to
+    zero, removing every worker."""
+    views = [Worker(p.name, busy=p.name in busy, ready=p.ready) for p in workers]
+    allows = budget is None or not budget.blocks_scale_up
+    decision = decide(policy_from_spec(spec), current, backlog, views, history, now, allows)
+    if spec.suspend:
+        return ScaleDecision(current, (), "Suspended")
+    if budget is not None and budget.suspends and current > 0:
+        everyone = tuple(sorted(p.name for p in workers))
+        message = f"the budget is spent: scaled to zero from {current} workers"
+        return ScaleDecision(0, everyone, "BudgetExceeded", message)
+    return decision

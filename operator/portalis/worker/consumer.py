@@ -207,9 +207,13 @@ class Worker:
             state, item_id, job = self._state
         try:
             self.queue.heartbeat(
-                self.name, state, item_id=item_id, job=job, ttl_seconds=ttl_seconds or self.heartbeat_ttl_seconds,
+                self.name,
+                state,
+                item_id=item_id,
+                job=job,
+                ttl_seconds=ttl_seconds or self.heartbeat_ttl_seconds,
                 started=started,
-            )  # fmt: skip
+            )
         except redis.RedisError as exc:
             log.warning("worker %s: heartbeat failed: %s", self.name, exc)
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
+from portalis.api.meta import parse_time
 from portalis.cli.kubectl.api import CLUSTERS, JOBS, connect, namespace_scope
-from portalis.cli.kubectl.output import format_money, meta_of, parse_time, render_table, status_of, to_money
+from portalis.cli.kubectl.output import format_money, meta_of, render_table, status_of, to_money
 
 WINDOWS = {"day": "daily", "week": "weekly", "month": "monthly"}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from portalis.cli.kubectl.output import format_timestamp, parse_time, render_table
+from portalis.api.meta import parse_time
+from portalis.cli.kubectl.output import format_timestamp, render_table
 
 
 def event_time(event: Mapping[str, Any]) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+
+from portalis.api.meta import parse_time
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -113,28 +114,6 @@ def progress_line(status: Mapping[str, Any]) -> str:
         f"{progress_bar(pct)} {pct:3d}%  {int(items.get('done') or 0)}/{int(items.get('total') or 0)} done"
         f"  {int(items.get('failed') or 0)} failed  ETA {eta}  {phase}"
     )
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        # microsecond times with more than six digits (Go's RFC3339Nano)
-        match = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
-        if not match:
-            return None
-        frac = (match.group(2) or "")[:7]
-        zone = (match.group(3) or "Z").replace("Z", "+00:00")
-        try:
-            parsed = datetime.fromisoformat(match.group(1) + frac + zone)
-        except ValueError:
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_timestamp(value: Any) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
+from portalis.desired.job_paths import OUTPUT_EXTENSIONS
 from portalis.worker.engines.base import (
-    OUTPUT_EXTENSIONS,
     Engine,
     EngineError,
     EngineSettings,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-OUTPUT_EXTENSIONS: dict[str, str] = {"rust": ".rs", "go": ".go", "cpp": ".cpp"}
+from portalis.desired import job_paths
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_BATCH_SIZE = 16
@@ -64,12 +64,11 @@ class EngineError(Exception):
 
 
 def output_extension(target_language: str) -> str:
-    """The file extension of translated outputs, such as ".rs" for rust."""
+    """The file extension of translated outputs, such as ".rs" for rust (``desired.job_paths`` names them)."""
     try:
-        return OUTPUT_EXTENSIONS[target_language]
-    except KeyError:
-        known = ", ".join(sorted(OUTPUT_EXTENSIONS))
-        raise EngineError(f"unknown target language {target_language!r} (known: {known})") from None
+        return job_paths.output_extension(target_language)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
 
 
 def one_line(text: str, limit: int = ERROR_LIMIT) -> str:
