@@ -12,6 +12,7 @@ import base64
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,10 +79,18 @@ def test_the_images_run_as_non_root_users_on_the_real_node(kube: DevCluster, nam
     lines = out.splitlines()
     assert lines[0] == "1000", out
     assert lines[1].startswith("portalis ") and lines[2].startswith("rustfmt ") and lines[3].startswith("ray 2."), out
+    # the CA this machine may add for its egress stays out of the images
+    local_cas = [p.read_text().strip().splitlines()[1] for p in Path("/usr/local/share/ca-certificates").glob("*.crt")]
+    for name, ref in refs.items():
+        bundle = run_to_completion(c, f"ca-{name}", ref, ["cat", "/etc/ssl/certs/ca-certificates.crt"])
+        assert "BEGIN CERTIFICATE" in bundle
+        assert not [ca for ca in local_cas if ca in bundle], f"{ref} carries this machine's CA"
 
 
 @pytest.fixture(scope="module")
-def release(kube: DevCluster, crds: DevCluster, local_operators_paused: None) -> Iterator[Release]:
+def release(kube: DevCluster, request: pytest.FixtureRequest) -> Iterator[Release]:
+    request.getfixturevalue("crds")
+    request.getfixturevalue("local_operators_paused")
     refs = require_images(kube)
     watched = create_namespace(kube, "rn")
     with chart_release(kube, refs["operator"], [watched]) as rel:
@@ -167,8 +176,12 @@ def test_the_operator_runs_ray_on_the_real_node_and_serves_metrics_in_the_cluste
         return c.kubectl("exec", head, "-c", "ray-head", "--", "ray", "status", check=False).stdout
 
     # the worker's GPU is in Ray, and the driver's translator actor holds it
+    def gpu_held() -> str:
+        out = ray_status()
+        return out if "1.0/1.0 GPU" in out else ""
+
     try:
-        status = wait_for(lambda: (out := ray_status()) and "1.0/1.0 GPU" in out and out, timeout=120, interval=2)
+        status = wait_for(gpu_held, timeout=120, interval=2)
     except AssertionError as exc:
         driver = c.kubectl("logs", head, "-c", "portalis-driver", check=False).stdout
         raise AssertionError(f"{exc}\n{ray_status()}\n{driver[-3000:]}") from exc
@@ -188,7 +201,8 @@ def test_the_operator_runs_ray_on_the_real_node_and_serves_metrics_in_the_cluste
     assert not denied, "the chart's RBAC is missing a permission:\n" + "\n".join(denied[:20])
 
 
-def test_helm_uninstall_leaves_only_the_crds(kube: DevCluster, crds: DevCluster, local_operators_paused: None) -> None:
+@pytest.mark.usefixtures("crds", "local_operators_paused")
+def test_helm_uninstall_leaves_only_the_crds(kube: DevCluster) -> None:
     refs = require_images(kube)
     watched = create_namespace(kube, "rn")
     with chart_release(kube, refs["operator"], [watched]) as rel:

@@ -28,10 +28,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from portalis.desired.raycluster import RAY_VERSION
 from portalis_devcluster import build
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pinned(package: str) -> str:
+    """The version requirements.lock pins for ``package``."""
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and name.strip().lower() == package:
+            return version.strip()
+    raise RuntimeError(f"requirements.lock pins no {package}")
+
+
+RAY_VERSION = _pinned("ray")  # the Ray base carries the Ray the project pins
 PYTHON_PACKAGES = (
     "python3",
     "python3-venv",

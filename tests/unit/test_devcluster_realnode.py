@@ -171,3 +171,23 @@ def test_coredns_answers_for_the_cluster_only() -> None:
     assert service["spec"]["clusterIP"] == DNS_SERVICE_IP
     pod = objects[4]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"k": "v"} and pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_a_machine_that_cannot_run_a_node_is_told_what_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portalis_devcluster import host
+
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setattr("shutil.which", lambda tool: None if tool in ("runc", "iptables") else f"/usr/bin/{tool}")
+    monkeypatch.setattr(host, "CNI_DIR", Path("/nonexistent/cni"))
+    missing = host.missing_for_real_node()
+    text = "\n".join(missing)
+    assert "root:" in text and "runc: not installed (Debian package runc)" in text
+    assert "iptables: not installed (Debian package iptables)" in text
+    assert "CNI plugins: bridge, host-local, portmap, loopback not in /nonexistent/cni" in text
+
+
+def test_the_ray_base_carries_the_ray_the_clusters_ask_for() -> None:
+    from portalis.desired.raycluster import RAY_VERSION
+    from portalis_devcluster import images
+
+    assert images.RAY_VERSION == RAY_VERSION
