@@ -12,6 +12,8 @@ import pytest
 import redis
 
 from portalis.clients.queue import PRIORITIES, Delivery, RedisQueue, WorkItem, look_many, queue_for
+from portalis.clients.queue.base import DEAD_WORKER_MEMORY_SECONDS
+from portalis.clients.queue.items import as_str
 from portalis_devcluster.servers import RedisServer
 
 VISIBILITY = 1.0  # seconds; short so redelivery tests run fast
@@ -518,4 +520,73 @@ def test_thousands_of_workers_are_read_without_scanning_the_keyspace(queue: Redi
     assert len(workers) == 2500 and "w7" not in workers and workers["gone"]["state"] == "idle"
     time.sleep(1.2)
     assert "gone" not in queue.workers()
-    assert queue.r.zscore(queue.workers_key, "gone") is None  # pruned from the set
+    # remembered as dead for a while (so that the items it held can be claimed), then pruned from the set
+    expired = queue.r.zscore(queue.workers_key, "gone")
+    assert expired is not None and expired < time.time()
+    queue.r.zadd(queue.workers_key, {"gone": time.time() - DEAD_WORKER_MEMORY_SECONDS - 1})
+    assert "gone" not in queue.workers()
+    assert queue.r.zscore(queue.workers_key, "gone") is None
+
+
+def test_a_dead_workers_items_are_claimed_by_the_next_take_long_before_the_visibility_timeout(
+    queue: RedisQueue,
+) -> None:
+    job = uid()
+    queue.enqueue(job, make_items(job, 3), 0)
+    queue.heartbeat("pod-a/0", "busy", ttl_seconds=1)
+    held = queue.take("pod-a/0", block_ms=0)
+    assert held is not None and held.attempt == 1
+    queue.heartbeat("pod-b/0", "idle", ttl_seconds=60)
+    # while pod-a beats, its item is never handed to another worker (the visibility timeout is 300 s)
+    others = [queue.take("pod-b/0", block_ms=0) for _ in range(2)]
+    assert sorted(d.item.item_id for d in others if d) == sorted({"000000", "000001", "000002"} - {held.item.item_id})
+    assert queue.take("pod-b/0", block_ms=0) is None
+    time.sleep(1.2)  # pod-a dies: its heartbeat expires
+    started = time.monotonic()
+    claimed = queue.take("pod-b/0", block_ms=0)
+    assert claimed is not None and claimed.item.item_id == held.item.item_id
+    assert claimed.attempt == 2 and claimed.consumer == "pod-b/0"
+    assert time.monotonic() - started < 2
+    assert queue.complete(claimed, "done", 0.1)
+    assert not queue.complete(held, "done", 0.1)  # the dead worker's late answer is not counted again
+    for d in others:
+        assert d is not None
+        queue.complete(d, "done", 0.1)
+    assert queue.job_stats(job).done == 3 and queue.backlog() == 0 and entries(queue) == []
+
+
+def test_a_live_worker_keeps_its_items_and_one_that_never_beat_is_left_to_the_visibility_timeout(
+    queue: RedisQueue,
+) -> None:
+    job = uid()
+    queue.enqueue(job, make_items(job, 2), 0)
+    queue.heartbeat("alive/0", "busy", ttl_seconds=2)
+    kept = queue.take("alive/0", block_ms=0)
+    silent = queue.take("never-beat", block_ms=0)  # a consumer without heartbeats (a tool, an older worker)
+    assert kept is not None and silent is not None
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        queue.heartbeat("alive/0", "busy", ttl_seconds=2)
+        queue.heartbeat("other/0", "idle", ttl_seconds=30)
+        assert queue.take("other/0", block_ms=0) is None
+        time.sleep(0.5)
+
+
+def test_a_dead_worker_with_nothing_pending_leaves_the_consumer_group(
+    queue: RedisQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portalis.clients.queue import consuming
+
+    job = uid()
+    queue.enqueue(job, make_items(job, 1), 0)
+    queue.heartbeat("gone/0", "idle", ttl_seconds=1)
+    d = queue.take("gone/0", block_ms=0)
+    assert d is not None
+    queue.complete(d, "done", 0.1)
+    assert "gone/0" in {as_str(c["name"]) for s in queue.streams for c in queue.r.xinfo_consumers(s, queue.group)}
+    time.sleep(1.2)
+    monkeypatch.setattr(consuming, "GONE_CONSUMER_IDLE_MS", 0)
+    queue.heartbeat("live/0", "idle", ttl_seconds=30)
+    assert queue.take("live/0", block_ms=0) is None
+    consumers = {as_str(c["name"]) for s in queue.streams for c in queue.r.xinfo_consumers(s, queue.group)}
+    assert "gone/0" not in consumers

@@ -172,6 +172,54 @@ def test_an_item_of_a_killed_worker_is_redelivered_and_written_once(env: Env) ->
     assert env.queue.backlog() == 0
 
 
+def test_an_item_of_a_sigkilled_worker_process_is_finished_by_another_within_seconds(
+    env: Env, redis_server: RedisServer, s3_server: S3Server
+) -> None:
+    """The worker holding the item dies while its engine works on it; its heartbeat expires and the next worker
+    that takes an item claims it, long before the visibility timeout (five minutes here)."""
+    from tests.integration.test_openai_engine import OpenAIServer
+
+    server = OpenAIServer("--delay", "120")  # every answer takes two minutes: the item stays in hand
+    queue = RedisQueue(env.queue.r, env.queue.namespace, env.queue.cluster, 300)
+    job, items = env.submit({"slow.py": b"def slow() -> int:\n    return 1\n"})
+    proc_env = {
+        **os.environ,
+        **s3_server.client_env(),
+        "PORTALIS_S3_FORCE_PATH_STYLE": "true",
+        "PORTALIS_ENGINE_ENDPOINT": server.endpoint,
+        "PORTALIS_ENGINE_MODEL": "test-model",
+    }
+    worker_args = ["--redis-url", redis_server.url, "--engine", "openai", "--visibility-timeout-seconds", "300"]
+    where = ["--namespace", queue.namespace, "--cluster", queue.cluster, "--name", "doomed"]
+    stop = threading.Event()
+    survivor = Worker(queue, env.store, env.cache, UpperEngine(), "survivor")
+    try:
+        with process([sys.executable, "-m", "portalis", "worker", "run", *where, *worker_args], env=proc_env) as proc:
+            deadline = time.monotonic() + 30
+            while (queue.workers().get("doomed/0") or {}).get("state") != "busy":
+                assert time.monotonic() < deadline and proc.poll() is None, "the worker never took the item"
+                time.sleep(0.1)
+            proc.kill()  # SIGKILL: no release, no last heartbeat
+            proc.wait(10)
+        killed = time.monotonic()
+        thread = threading.Thread(target=survivor.run, args=(stop,))
+        thread.start()
+        while queue.job_stats(job).done < 1:
+            assert time.monotonic() - killed < 60, "the dead worker's item was not claimed"
+            time.sleep(0.1)
+        recovered = time.monotonic() - killed
+    finally:
+        stop.set()
+        server.stop()
+    thread.join(30)
+    stats = queue.job_stats(job)
+    assert (stats.done, stats.failed) == (1, 0) and survivor.processed["done"] == 1
+    assert list(env.outputs(items)) == [items[0].output_key]
+    # the heartbeat (10 s) ran out and the next take claimed the item, long before the 300 s visibility timeout
+    print(f"recovered {recovered:.1f}s after the kill")
+    assert recovered < 30, recovered
+
+
 def test_poison_non_utf8_too_large_and_missing_files_fail_by_name(env: Env) -> None:
     files = {
         "ok.py": b"x = 1\n",

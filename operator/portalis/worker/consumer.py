@@ -31,6 +31,8 @@ log = logging.getLogger("portalis.worker")
 PERMANENT_READ_ERRORS = ("NotFound", "NoSuchBucket", "AccessDenied", "Unreadable", "TooLarge")
 # Store errors on the output that no retry can fix (the job's output location is wrong).
 PERMANENT_WRITE_ERRORS = ("NoSuchBucket", "AccessDenied")
+# A worker beats every third of this; once it has not for this long, it is dead and another worker claims its items.
+HEARTBEAT_TTL_SECONDS = 10
 
 DONE, CACHED, FAILED, RETRY = "done", "cached", "failed", "retry"
 
@@ -68,7 +70,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         *,
         take_block_ms: int = 1000,
-        heartbeat_ttl_seconds: int = 15,
+        heartbeat_ttl_seconds: int = HEARTBEAT_TTL_SECONDS,
         stats: StatsRecorder | None = None,
     ) -> None:
         self.queue = queue

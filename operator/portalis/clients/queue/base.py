@@ -10,6 +10,8 @@ from portalis.clients.queue import scripts
 from portalis.clients.queue.items import PRIORITIES
 
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 360.0
+# a worker whose heartbeat expired stays this long in the workers set, where consumers learn that it died
+DEAD_WORKER_MEMORY_SECONDS = 3600
 PROGRESS_MAXLEN = 100_000  # finished items whose jobs a reader can still learn of
 SCAN_CHUNK = 1000
 
@@ -47,6 +49,7 @@ class QueueBase:
         self._mark_done = client.register_script(scripts.MARK_DONE)
         self._remove_waiting = client.register_script(scripts.REMOVE_WAITING)
         self._workers = client.register_script(scripts.WORKERS)
+        self._orphan = client.register_script(scripts.ORPHAN)
 
     # --- keys ---
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from portalis.clients.queue.base import SCAN_CHUNK, QueueBase
+from portalis.clients.queue.base import DEAD_WORKER_MEMORY_SECONDS, SCAN_CHUNK, QueueBase
 from portalis.clients.queue.items import PRIORITIES, QueueDepth, WorkItem, as_str
 
 
@@ -129,7 +129,9 @@ class Observing(QueueBase):
 
     def workers(self) -> dict[str, dict[str, Any]]:
         """Live workers by name, each with its last heartbeat."""
-        found: Any = self._workers(keys=[self.workers_key], args=[time.time(), self.heartbeat_key("")])
+        found: Any = self._workers(
+            keys=[self.workers_key], args=[time.time(), self.heartbeat_key(""), DEAD_WORKER_MEMORY_SECONDS]
+        )
         out: dict[str, dict[str, Any]] = {}
         if not found:
             return out

@@ -87,12 +87,14 @@ end
 return removed
 """
 
-# KEYS: workers sorted set
-# ARGV: now (epoch seconds), heartbeat key prefix
-# The heartbeat keys share the queue's hash tag, so reading them here stays on one slot.
+# KEYS: workers sorted set (name -> when its heartbeat expires)
+# ARGV: now (epoch seconds), heartbeat key prefix, seconds an expired worker stays in the set (so that ORPHAN can still
+# tell it died)
+# Returns the live workers and their heartbeats. The heartbeat keys share the queue's hash tag, so reading them here
+# stays on one slot.
 WORKERS = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[3])
+local names = redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE')
 if #names == 0 then return {} end
 local values = {}
 for first = 1, #names, 1000 do  -- unpack() takes a bounded number of arguments: read in chunks
@@ -101,4 +103,44 @@ for first = 1, #names, 1000 do  -- unpack() takes a bounded number of arguments:
   for _, v in ipairs(redis.call('MGET', unpack(keys))) do values[#values + 1] = v end
 end
 return {names, values}
+"""
+
+# KEYS: workers sorted set, then the streams, highest priority first
+# ARGV: group, now (epoch seconds), the claiming consumer, idle ms after which a dead consumer with nothing pending
+# leaves the group
+# A consumer is dead when it beat (it is in the workers set) and its heartbeat has expired; a consumer that never
+# beat is left to the visibility timeout. Returns the first entry, highest priority first, a dead consumer held,
+# claimed for ARGV[3] within this script so that no other worker claims it too: {stream, entry id, fields, times
+# delivered, dead consumer}; nil when no dead worker holds anything.
+ORPHAN = """
+local function field(info, name)
+  for i = 1, #info, 2 do if info[i] == name then return info[i + 1] end end
+  return nil
+end
+local now = tonumber(ARGV[2])
+for s = 2, #KEYS do
+  local stream = KEYS[s]
+  if redis.call('EXISTS', stream) == 1 then
+    for _, info in ipairs(redis.call('XINFO', 'CONSUMERS', stream, ARGV[1])) do
+      local name = field(info, 'name')
+      local expires = redis.call('ZSCORE', KEYS[1], name)
+      if name ~= ARGV[3] and expires and tonumber(expires) < now then
+        if tonumber(field(info, 'pending')) > 0 then
+          local held = redis.call('XPENDING', stream, ARGV[1], '-', '+', 1, name)
+          if #held > 0 then
+            local claimed = redis.call('XCLAIM', stream, ARGV[1], ARGV[3], 0, held[1][1])
+            if #claimed > 0 and claimed[1][2] then
+              return {stream, held[1][1], claimed[1][2], held[1][4] + 1, name}
+            end
+            -- the entry was deleted under it: drop the dangling reference
+            redis.call('XACK', stream, ARGV[1], held[1][1])
+          end
+        elseif tonumber(field(info, 'idle')) > tonumber(ARGV[4]) then
+          redis.call('XGROUP', 'DELCONSUMER', stream, ARGV[1], name)
+        end
+      end
+    end
+  end
+end
+return nil
 """
