@@ -30,7 +30,7 @@ apt-deps: ## Debian packages the tests need (redis-server; prometheus for promto
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane from Go modules
+control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane and the S3 server from Go modules
 	$(PY) -m portalis_devcluster.build
 
 deps: venv apt-deps control-plane ## everything the tests need

@@ -22,6 +22,7 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 KUBERAY_VERSION = "v1.6.1"
 HELM_VERSION = "v3.21.4"
+VERSITYGW_VERSION = "v1.8.0"
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
@@ -68,6 +69,10 @@ class Toolchain:
     @property
     def helm(self) -> Path:
         return self.root / "bin" / f"helm-{HELM_VERSION}" / "helm"
+
+    @property
+    def versitygw(self) -> Path:
+        return self.root / "bin" / f"versitygw-{VERSITYGW_VERSION}" / "versitygw"
 
     def k8s(self, name: str) -> Path:
         return self.k8s_dir / name
@@ -268,18 +273,43 @@ def build_helm(tc: Toolchain) -> None:
     _mark(out_dir)
 
 
+def build_versitygw(tc: Toolchain) -> None:
+    """The S3 server of tests, benchmarks and the demo: versitygw's gateway over its POSIX backend."""
+    out_dir = tc.versitygw.parent
+    if _done(out_dir):
+        return
+    _log(f"building the versitygw S3 server {VERSITYGW_VERSION}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # its go.mod has no replace lines, so `go install mod@version` builds it as released
+    ldflags = f"-s -w -X main.Version={VERSITYGW_VERSION} -X main.Build=release -X main.BuildTime=none"
+    _run(
+        [
+            "go",
+            "install",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            f"github.com/versity/versitygw/cmd/versitygw@{VERSITYGW_VERSION}",
+        ],
+        env=_go_env(out_dir),
+    )
+    _mark(out_dir)
+
+
 COMPONENTS = {
     "etcd": build_etcd,
     "kwok": build_kwok,
     "kuberay": build_kuberay,
     "helm": build_helm,
     "kubernetes": build_kubernetes,
+    "versitygw": build_versitygw,
 }
 
 
 def is_built(tc: Toolchain | None = None) -> bool:
     tc = tc or toolchain()
     dirs = [tc.k8s_dir, tc.etcd.parent, tc.kwok.parent, tc.ray_operator.parent, tc.helm.parent]
+    dirs.append(tc.versitygw.parent)
     return all(_done(d) for d in dirs)
 
 
