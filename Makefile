@@ -32,7 +32,7 @@ apt-deps: ## Debian packages the tests need (redis-server; prometheus and alertm
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $$missing; \
 	fi
 
-control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane and real node from Go modules
+control-plane: venv ## build (once, cached under ~/.cache/portalis) the local control plane, the real node and the S3 server from Go modules
 	$(PY) -m portalis_devcluster.build
 
 images: venv apt-deps ## build the operator and worker images with buildah (cached by content) and load them into the real node

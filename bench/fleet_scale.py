@@ -172,7 +172,11 @@ def main() -> int:
             kuberay_before = scrape(kuberay_url)
             ours_before = scrape(operator.metrics_url)
             assert redis.proc is not None and s3.proc is not None
-            helpers = {"redis-server": redis.proc.pid, "S3 server (moto)": s3.proc.pid, "bench client": os.getpid()}
+            helpers = {
+                "redis-server": redis.proc.pid,
+                "S3 server (versitygw)": s3.proc.pid,
+                "bench client": os.getpid(),
+            }
             ledger = CpuLedger(lambda: {"Portalis operator": watched["stats"].pid, **kube.state().pids, **helpers})
 
             def pause() -> None:

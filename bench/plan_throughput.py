@@ -1,7 +1,8 @@
 """plan-throughput: planning a job from an S3 listing, against the listing alone.
 
-Uploads N small objects (default 100000, env PORTALIS_BENCH_PLAN_OBJECTS) once to the S3 test server with parallel
-PUTs: Python modules in packages, some under tests/ and migrations/, and one non-Python file in ten. Then, in
+Puts N small objects (default 100000, env PORTALIS_BENCH_PLAN_OBJECTS) once on the S3 server (versitygw), written
+straight into its POSIX backend's bucket directory with their ETags (setup, not timed): Python modules in
+packages, some under tests/ and migrations/, and one non-Python file in ten. Then, in
 alternating trials (default 5, env PORTALIS_BENCH_PLAN_TRIALS), times the operator's planning path, as the job
 controller runs it: ``Store.list`` of the prefix, ``build_plan`` with include and exclude globs, and
 ``plan_to_json`` serialized to bytes as ``Store.put_json`` does (the upload of the plan is not timed). The
@@ -16,11 +17,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
-import urllib3
 from botocore.config import Config
 
 from bench.common import Result, percentile, report, summary
@@ -31,7 +30,6 @@ from portalis_devcluster.servers import S3Server
 
 OBJECTS = int(os.environ.get("PORTALIS_BENCH_PLAN_OBJECTS", "100000"))
 TRIALS = int(os.environ.get("PORTALIS_BENCH_PLAN_TRIALS", "5"))
-UPLOAD_THREADS = 16
 BUCKET = "portalis-bench-plan"
 PREFIX = "repos/acme/"
 INCLUDE = ["**/*.py"]
@@ -56,24 +54,12 @@ def body(i: int) -> bytes:
 
 
 def upload(server: S3Server, n: int) -> float:
-    """PUT ``n`` objects with a thread pool; returns the seconds it took.
+    """Put ``n`` objects in the bucket's directory on the server; returns the seconds it took.
 
-    Plain path-style PUTs over a keep-alive pool: setup only, never timed, and the test server does not check
-    request signatures, so signing them would only slow the upload down.
+    Setup only, never timed: the server lists files put there as it lists objects PUT through its API.
     """
-    pool = urllib3.HTTPConnectionPool("127.0.0.1", server.port, maxsize=UPLOAD_THREADS, block=True)
-
-    def put(i: int) -> None:
-        resp = pool.request("PUT", f"/{BUCKET}/{object_key(i)}", body=body(i), retries=urllib3.Retry(3))
-        if resp.status != 200:
-            raise RuntimeError(f"PUT {object_key(i)}: HTTP {resp.status}: {resp.data[:200]!r}")
-
     started = time.monotonic()
-    with ThreadPoolExecutor(UPLOAD_THREADS) as ex:
-        for done, _ in enumerate(ex.map(put, range(n), chunksize=256), 1):
-            if done % 20000 == 0:
-                print(f"  uploaded {done} of {n} ({done / (time.monotonic() - started):.0f}/s)", flush=True)
-    pool.close()
+    server.populate(BUCKET, ((object_key(i), body(i)) for i in range(n)))
     return time.monotonic() - started
 
 
@@ -108,9 +94,9 @@ def main() -> int:
     try:
         store = Store(server.endpoint, access_key=server.access_key, secret_key=server.secret_key)
         store.ensure_bucket(BUCKET)
-        print(f"uploading {OBJECTS} objects with {UPLOAD_THREADS} threads...", flush=True)
+        print(f"putting {OBJECTS} objects on the S3 server...", flush=True)
         upload_s = upload(server, OBJECTS)
-        print(f"uploaded {OBJECTS} objects in {upload_s:.1f}s ({OBJECTS / upload_s:.0f}/s)", flush=True)
+        print(f"put {OBJECTS} objects in {upload_s:.1f}s ({OBJECTS / upload_s:.0f}/s)", flush=True)
         s3 = boto3.session.Session().client(
             "s3",
             endpoint_url=server.endpoint,

@@ -41,7 +41,7 @@ from portalis_devcluster.servers import RedisServer, S3Server
 
 REDIS_PASSWORD = "S3cr3t-redis-pw"
 S3_ACCESS_KEY = "AKIAPORTALISLEAKTEST7"
-S3_SECRET_KEY = "S3cr3t-s3-key-7Hq2vZ9pLw4xN8rT"  # the test S3 server checks no signatures, so any key works
+S3_SECRET_KEY = "S3cr3t-s3-key-7Hq2vZ9pLw4xN8rT"  # the account of an S3 server of this test's own
 ENGINE_API_KEY = "sk-portalis-S3cr3t-engine-key-5mK8"
 SECRET_VALUES = {"Redis password": REDIS_PASSWORD, "S3 secret key": S3_SECRET_KEY, "engine API key": ENGINE_API_KEY}
 ARTIFACTS = "portalis-sec-artifacts"
@@ -119,14 +119,22 @@ def redis_with_another_password(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture
+def s3_with_the_test_keys(tmp_path: Path) -> Iterator[S3Server]:
+    server = S3Server(workdir=tmp_path / "s3-keys", access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY).start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.cluster
 def test_the_operator_never_shows_secret_values(
     operator: OperatorProcess,
     namespace: str,
     redis_server: RedisServer,
     redis_with_another_password: RedisServer,
-    s3_server: S3Server,
+    s3_with_the_test_keys: S3Server,
 ) -> None:
+    s3_server = s3_with_the_test_keys
     c = Cluster(operator.kube, namespace)
     redis_urls = {
         "leaky": redis_server.port,  # no password on the server: accepted

@@ -180,6 +180,42 @@ def test_bad_input_gives_a_clear_condition_and_event_and_writes_nothing(
         jobs.cluster.kube.kubectl("delete", "namespace", f"{jobs.namespace}-other", "--wait=false")
 
 
+def test_rejected_s3_credentials_hold_the_job_with_a_clear_reason_and_lose_nothing(jobs: JobEnv) -> None:
+    bucket = f"src-{jobs.namespace}"
+    files = {f"m{i}.py": simple_module(i, jobs.namespace) for i in range(5)}
+    jobs.upload(bucket, "creds/", files)
+    wrong = {"url": jobs.redis.url, "AWS_ACCESS_KEY_ID": jobs.s3.access_key, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    jobs.cluster.kubectl(
+        "create", "secret", "generic", "wrong-s3", *(f"--from-literal={k}={v}" for k, v in wrong.items())
+    )
+    jobs.create_cluster(storage={"endpoint": jobs.s3.endpoint, "bucket": ARTIFACTS, "forcePathStyle": True,
+                                 "credentialsSecretRef": {"name": "wrong-s3"}})  # fmt: skip
+    jobs.submit("j", bucket, "creds/", output={"prefix": "out/creds/"})
+
+    def rejected() -> dict[str, str] | None:
+        for c in (jobs.job("j").get("status") or {}).get("conditions") or []:
+            if c["type"] == "Planned" and c["status"] == "False" and c["reason"] == "StorageCredentialsRejected":
+                return dict(c)
+        return None
+
+    cond = wait_for(rejected, timeout=30)
+    assert "SignatureDoesNotMatch" in cond["message"] and "credentialsSecretRef" in cond["message"], cond
+    assert jobs.job("j")["status"]["phase"] == "Pending"
+    assert any(e["reason"] == "StorageCredentialsRejected" for e in jobs.cluster.events("TranslationJob", "j"))
+    uid = jobs.job("j")["metadata"]["uid"]
+    assert jobs.queue().job_stats(uid).enqueued == 0
+    assert jobs.outputs(bucket, "out/creds/") == []
+    assert jobs.outputs(ARTIFACTS, f"portalis/jobs/{jobs.namespace}/") == []
+
+    # pointing the cluster at the right Secret is picked up without a restart; the same job then runs to the end
+    jobs.create_cluster()
+    jobs.start_workers(count=1, concurrency=2)
+    status = jobs.wait_phase("j", {"Succeeded", "Failed"}, timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert status["items"]["total"] == 5 and status["items"]["done"] == 5
+    assert sorted(jobs.outputs(bucket, "out/creds/")) == sorted(f"out/creds/m{i}.rs" for i in range(5))
+
+
 def queued_job(jobs: JobEnv, name: str, files: int) -> str:
     """A running job of ``files`` files, all waiting in the queue (no workers); returns its uid."""
     bucket = f"src-{jobs.namespace}"

@@ -27,6 +27,7 @@ HELM_VERSION = "v3.21.4"
 CONTAINERD_VERSION = "v2.2.9"
 COREDNS_VERSION = "v1.15.0"
 PAUSE_VERSION = "3.10.1"
+VERSITYGW_VERSION = "v1.8.0"
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 NODE_BINARIES = ("kubelet", "kube-proxy")
@@ -75,6 +76,10 @@ class Toolchain:
     @property
     def helm(self) -> Path:
         return self.root / "bin" / f"helm-{HELM_VERSION}" / "helm"
+
+    @property
+    def versitygw(self) -> Path:
+        return self.root / "bin" / f"versitygw-{VERSITYGW_VERSION}" / "versitygw"
 
     def k8s(self, name: str) -> Path:
         return self.k8s_dir / name
@@ -355,6 +360,29 @@ def build_helm(tc: Toolchain) -> None:
     _mark(out_dir)
 
 
+def build_versitygw(tc: Toolchain) -> None:
+    """The S3 server of tests, benchmarks and the demo: versitygw's gateway over its POSIX backend."""
+    out_dir = tc.versitygw.parent
+    if _done(out_dir):
+        return
+    _log(f"building the versitygw S3 server {VERSITYGW_VERSION}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # its go.mod has no replace lines, so `go install mod@version` builds it as released
+    ldflags = f"-s -w -X main.Version={VERSITYGW_VERSION} -X main.Build=release -X main.BuildTime=none"
+    _run(
+        [
+            "go",
+            "install",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            f"github.com/versity/versitygw/cmd/versitygw@{VERSITYGW_VERSION}",
+        ],
+        env=_go_env(out_dir),
+    )
+    _mark(out_dir)
+
+
 COMPONENTS = {
     "etcd": build_etcd,
     "kwok": build_kwok,
@@ -364,6 +392,7 @@ COMPONENTS = {
     "containerd": build_containerd,
     "node": build_node,
     "coredns": build_coredns,
+    "versitygw": build_versitygw,
 }
 
 
@@ -374,6 +403,7 @@ def is_built(tc: Toolchain | None = None, node: bool = True) -> bool:
     """Whether the control plane (and, with ``node``, the real node's binaries) is in the cache."""
     tc = tc or toolchain()
     dirs = [tc.k8s_dir, tc.etcd.parent, tc.kwok.parent, tc.ray_operator.parent, tc.helm.parent]
+    dirs.append(tc.versitygw.parent)
     return all(_done(d) for d in dirs) and (not node or is_node_built(tc))
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
 RUNTIME_EXTRAS = ("ray",)
-DEV_ONLY = ("pytest", "ruff", "mypy", "hypothesis", "import-linter", "moto", "pip-audit")
+DEV_ONLY = ("pytest", "ruff", "mypy", "hypothesis", "import-linter", "pip-audit")
 
 
 def _project() -> dict[str, Any]:

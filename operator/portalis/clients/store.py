@@ -3,11 +3,15 @@
 The job controller lists sources and keeps each job's plan and report here; workers read sources and write
 translations. S3 errors surface as ``StoreError`` with a short ``reason`` (the S3 error code, or one of
 ``NotFound``, ``AccessDenied``, ``Unreadable``, ``TooLarge``, ``Unavailable``) that callers branch on and that
-reads well in a status condition.
+reads well in a status condition: ``CredentialsRejected`` when the server does not know the access key or the
+signature does not match its secret, ``ChecksumMismatch`` when what arrived is not what was sent (nothing was
+stored). Every write carries a CRC32 checksum; outputs over 16 MiB go up as a multipart upload, aborted on error
+so no part is left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -21,6 +25,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from portalis.clients import IO_THREADS
 
 LIST_PAGE_SIZE = 1000
+# objects larger than this go up in parts of PART_SIZE (a single PUT stops at 5 GiB and must be resent whole)
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+CHECKSUM = "CRC32"  # sent with every PUT and part, and checked by the server before it stores anything
 
 _REASONS = {
     "NoSuchKey": "NotFound",
@@ -31,8 +39,11 @@ _REASONS = {
     "403": "AccessDenied",
     "Forbidden": "AccessDenied",
     "AllAccessDisabled": "AccessDenied",
-    "InvalidAccessKeyId": "AccessDenied",
-    "SignatureDoesNotMatch": "AccessDenied",
+    "InvalidAccessKeyId": "CredentialsRejected",
+    "SignatureDoesNotMatch": "CredentialsRejected",
+    "BadDigest": "ChecksumMismatch",
+    "InvalidDigest": "ChecksumMismatch",
+    "XAmzContentChecksumMismatch": "ChecksumMismatch",
     "InvalidObjectState": "Unreadable",  # archived (Glacier) objects cannot be read until restored
 }
 
@@ -152,10 +163,39 @@ class Store:
         metadata: dict[str, str] | None = None,
         content_type: str = "text/plain; charset=utf-8",
     ) -> None:
+        """Write the object whole (it replaces one under the same key): one PUT, or a multipart upload over
+        ``MULTIPART_THRESHOLD`` bytes."""
+        extra = {"Metadata": metadata or {}, "ContentType": content_type, "ChecksumAlgorithm": CHECKSUM}
         try:
-            self.s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {}, ContentType=content_type)
+            if len(data) <= MULTIPART_THRESHOLD:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+            else:
+                self._put_multipart(bucket, key, data, extra)
         except (ClientError, BotoCoreError) as exc:
             raise _error(exc, f"writing s3://{bucket}/{key}") from exc
+
+    def _put_multipart(self, bucket: str, key: str, data: bytes, extra: dict[str, Any]) -> None:
+        upload_id = self.s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        try:
+            parts = []
+            view = memoryview(data)
+            for number, start in enumerate(range(0, len(data), PART_SIZE), 1):
+                resp = self.s3.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                    Body=view[start : start + PART_SIZE].tobytes(), ChecksumAlgorithm=CHECKSUM,
+                )  # fmt: skip
+                part = {"PartNumber": number, "ETag": resp["ETag"]}
+                if resp.get(f"Checksum{CHECKSUM}"):  # the server checked it; completing checks the parts' again
+                    part[f"Checksum{CHECKSUM}"] = resp[f"Checksum{CHECKSUM}"]
+                parts.append(part)
+            self.s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            # an upload whose abort fails too holds no object; a lifecycle rule for incomplete uploads removes it
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
 
     def head(self, bucket: str, key: str) -> dict[str, str] | None:
         """The object's user metadata, or None when there is no such object."""

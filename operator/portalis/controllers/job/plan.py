@@ -70,6 +70,13 @@ def _build_plan(conns: ClusterConnections, job: Job, spec: TranslationJobSpec) -
     except StoreError as exc:
         if exc.reason == "NoSuchBucket":
             return Problem("SourceBucketNotFound", f"Source bucket {spec.source.bucket} does not exist.", True)
+        if exc.reason == "CredentialsRejected":  # the cluster's to fix, not the job's: it waits, nothing queued
+            return Problem(
+                "StorageCredentialsRejected",
+                f"The object store rejected the cluster's S3 credentials ({exc}). Fix the Secret in "
+                "spec.storage.credentialsSecretRef and restart the operator, or point that reference at a new Secret.",
+                False,
+            )
         if exc.reason == "AccessDenied":
             return Problem(
                 "SourceUnreadable", f"Access to {where} was denied: check the cluster's S3 credentials.", True
