@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from e2e.helpers import Cluster, wait_for
-from portalis_devcluster import images
+from portalis_devcluster import chart, images
+from portalis_devcluster.incluster import RESTRICTED_CONTAINER
 from portalis_devcluster.cluster import DevCluster
 from portalis_devcluster.node import NODE_NAME, NODE_SELECTOR, TOLERATIONS, RealNode
-from portalis_devcluster.operator import ROOT
-
-CHART = ROOT / "charts" / "portalis"
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
 
 
 def require_real_node(kube: DevCluster) -> RealNode:
@@ -61,14 +52,6 @@ def create_namespace(kube: DevCluster, prefix: str, labels: dict[str, str] | Non
 def on_real_node(spec: dict[str, Any]) -> dict[str, Any]:
     """A pod spec placed on the real node."""
     return {**spec, "nodeSelector": dict(NODE_SELECTOR), "tolerations": list(TOLERATIONS)}
-
-
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def run_to_completion(c: Cluster, name: str, image: str, command: list[str], timeout: float = 180) -> str:
@@ -107,63 +90,14 @@ def run_to_completion(c: Cluster, name: str, image: str, command: list[str], tim
     return logs
 
 
-@dataclass
-class Release:
-    """The operator installed from its chart, running in a pod on the real node."""
-
-    kube: DevCluster
-    namespace: str
-    name: str
-    watched: list[str]
-    install_seconds: float = 0.0
-
-    def pods(self) -> list[dict[str, Any]]:
-        selector = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/name=portalis"
-        out = self.kube.kubectl("-n", self.namespace, "get", "pods", "-l", selector, "-o", "json").stdout
-        return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
-
-    def logs(self) -> str:
-        pods = self.pods()
-        if not pods:
-            return ""
-        name = pods[0]["metadata"]["name"]
-        return self.kube.kubectl("-n", self.namespace, "logs", name, "-c", "operator", check=False).stdout
-
-    @property
-    def service(self) -> str:
-        return f"{self.name}.{self.namespace}.svc.cluster.local"
-
-
-def helm(kube: DevCluster, *args: str, check: bool = True, input: str | None = None) -> str:
-    proc = subprocess.run(
-        [str(kube.tc.helm), *args], input=input, capture_output=True, text=True, env=kube.env(), timeout=600
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
 @contextmanager
-def chart_release(kube: DevCluster, operator_image: str, watched: list[str]) -> Iterator[Release]:
-    """``helm install`` of the chart with the built operator image on the real node, in a namespace that enforces
-    the restricted Pod Security profile; uninstalled when the block ends."""
-    ns = create_namespace(kube, "rn-portalis", RESTRICTED)
-    name = f"portalis-{ns.rsplit('-', 1)[1]}"  # ClusterRoles are cluster-wide: one name per release
-    repository, tag = operator_image.rsplit(":", 1)
-    values = {
-        "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
-        "watchNamespaces": watched,
-        "clusterNamespaces": watched,
-        "nodeSelector": dict(NODE_SELECTOR),
-        "tolerations": list(TOLERATIONS),
-        "logFormat": "text",
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-    }
-    started = time.monotonic()
-    helm(kube, "install", name, str(CHART), "-n", ns, "--wait", "--timeout", "5m", "-f", "-", input=json.dumps(values))
-    release = Release(kube, ns, name, watched, install_seconds=time.monotonic() - started)
+def chart_release(kube: DevCluster, operator_image: str, watched: list[str]) -> Iterator[chart.Release]:
+    """``helm install`` of the chart with the built operator image on the real node, in a namespace of its own that
+    enforces the restricted Pod Security profile; uninstalled when the block ends."""
+    ns = f"rn-portalis-{uuid.uuid4().hex[:6]}"
+    release = chart.install(kube, operator_image, ns, watched, name=f"portalis-{ns.rsplit('-', 1)[1]}")
     try:
         yield release
     finally:
-        helm(kube, "uninstall", name, "-n", ns, "--wait", "--timeout", "2m", check=False)
+        release.uninstall()
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -19,16 +19,15 @@ import pytest
 
 from e2e.helpers import Cluster, wait_for
 from e2e.realnode import (
-    Release,
     chart_release,
     create_namespace,
-    helm,
     on_real_node,
     require_images,
     require_real_node,
     run_to_completion,
 )
 from portalis_devcluster import incluster
+from portalis_devcluster.chart import Release, helm
 from portalis_devcluster.cluster import DevCluster
 from portalis_devcluster.node import NODE_NAME, NODE_SELECTOR, TOLERATIONS
 

@@ -1,54 +1,44 @@
 """``make demo``: a real translation job through Portalis on the local GPU cluster, from a fresh clone.
 
-Brings up the local GPU cluster (built once from Go modules), Redis and an S3 server on loopback, installs
-the CRDs, starts the operator, uploads the sample Python codebase in ``examples/sample-codebase/``, applies
-the example TranslationCluster and TranslationJob from ``manifests/examples/`` (pointed at the local Redis and
-S3), runs the data plane as local worker processes (KWOK pods run no containers, so these stand in for the
-Ray workers), follows the job's progress, and prints ``kubectl get tc,tj`` and where the Rust output is.
-Exits 0 only if the job Succeeded. The local cluster is left running (`portalis devcluster down` stops it).
+Brings up the local GPU cluster (built once from Go modules) with its real node, builds the images, and runs
+Portalis as a user would: Redis and an S3 server in the cluster, the operator from its Helm chart in a pod, and the
+example TranslationCluster from ``manifests/examples/``, whose Ray head and GPU workers run the worker image on the
+real node and reach Redis and S3 by their Service names. It uploads the sample Python codebase in
+``examples/sample-codebase/``, applies the example TranslationJob, follows its progress while Ray actors in the
+worker pods translate it, and prints ``kubectl get tc,tj`` and where the Rust output is. Exits 0 only if the job
+Succeeded. Everything keeps running afterwards (``portalis devcluster down`` stops it).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from portalis.clients.store import Store
+from portalis_devcluster import stack
 from portalis_devcluster.cluster import DevCluster
-from portalis_devcluster.operator import ROOT, OperatorProcess, install_crds
-from portalis_devcluster.servers import RedisServer, S3Server
+from portalis_devcluster.operator import ROOT, install_crds
 
 NAMESPACE = "portalis-demo"
+OPERATOR_NAMESPACE = "portalis-system"
 SOURCE_BUCKET = "portalis-demo-src"
 ARTIFACT_BUCKET = "portalis-artifacts"
 SAMPLE = ROOT / "examples" / "sample-codebase"
 WORKERS = 2
-TIMEOUT_SECONDS = 600
+TIMEOUT_SECONDS = 900
 
 
 def _say(msg: str) -> None:
     print(f"\n==> {msg}", flush=True)
 
 
-def _secret(name: str, data: dict[str, str]) -> str:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded})
-
-
-def _example(name: str, patch: dict[str, Any]) -> str:
+def _example(name: str) -> dict[str, Any]:
     manifest: dict[str, Any] = yaml.safe_load((ROOT / "manifests" / "examples" / name).read_text())
-    for section, values in patch.items():
-        manifest["spec"].setdefault(section, {}).update(values)
-    return json.dumps(manifest)
+    return manifest
 
 
 def upload_sample(store: Store, bucket: str, prefix: str) -> int:
@@ -65,109 +55,58 @@ def main() -> int:
     started = time.monotonic()
     _say("starting the local GPU cluster (the first run builds it from Go modules; later runs take seconds)")
     cluster = DevCluster().up()
-    _say("starting Redis and an S3 server on loopback")
-    workdir = Path(tempfile.mkdtemp(prefix="portalis-demo-"))
-    redis = RedisServer(workdir=workdir / "redis").start()
-    s3 = S3Server(workdir=workdir / "s3").start()
-    operator = OperatorProcess(cluster, cluster.log_dir / "portalis-operator.log")
-    workers: list[subprocess.Popen[bytes]] = []
+    install_crds(cluster)
+    _say("building the images (cached by content) and running Redis, S3 and the operator's chart on the real node")
     try:
-        install_crds(cluster)
-        _say("starting the Portalis operator")
-        operator.start()
-        store = Store(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key)
-        store.ensure_bucket(ARTIFACT_BUCKET)
-        files = upload_sample(store, SOURCE_BUCKET, "stockroom/")
-        _say(f"uploaded the sample codebase: {files} files to s3://{SOURCE_BUCKET}/stockroom/")
+        running = stack.up(cluster, NAMESPACE, OPERATOR_NAMESPACE)
+    except stack.StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    kubectl = cluster.kubectl
+    print(
+        f"  operator: helm release {running.release.name} in {OPERATOR_NAMESPACE}, image {running.images['operator']}"
+    )
+    print(f"  Redis:    {running.redis.in_cluster}")
+    print(f"  S3:       {running.s3.in_cluster}")
+    store = running.store()
+    store.ensure_bucket(ARTIFACT_BUCKET)
+    files = upload_sample(store, SOURCE_BUCKET, "stockroom/")
+    _say(f"uploaded the sample codebase: {files} files to s3://{SOURCE_BUCKET}/stockroom/")
 
-        cluster.kubectl("create", "namespace", NAMESPACE, check=False)
-        kubectl = cluster.kubectl
-        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=_secret("portalis-redis", {"url": redis.url}))
-        creds = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
-        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=_secret("portalis-s3", creds))
-        _say("applying manifests/examples/translationcluster-h100.yaml (storage pointed at the local S3)")
-        kubectl(
-            "apply",
-            "-n",
-            NAMESPACE,
-            "-f",
-            "-",
-            input=_example(
-                "translationcluster-h100.yaml", {"storage": {"endpoint": s3.endpoint, "forcePathStyle": True}}
-            ),
-        )
-        _say("applying manifests/examples/translationjob-batch.yaml (source: the uploaded codebase)")
-        job_manifest = json.loads(
-            _example(
-                "translationjob-batch.yaml",
-                {"source": {"bucket": SOURCE_BUCKET, "prefix": "stockroom/"}, "output": {"bucket": SOURCE_BUCKET}},
-            )
-        )
-        job = job_manifest["metadata"]["name"]
-        # a job runs once; a second demo run starts a fresh one
-        kubectl("delete", "tj", job, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s")
-        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(job_manifest))
+    _say("applying manifests/examples/translationcluster-h100.yaml, its head and GPU workers on the real node")
+    tc = running.cluster_on_real_node(_example("translationcluster-h100.yaml"), workers=WORKERS)
+    kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(tc))
+    _say("applying manifests/examples/translationjob-batch.yaml (source: the uploaded codebase)")
+    job_manifest = _example("translationjob-batch.yaml")
+    job_manifest["spec"]["source"].update({"bucket": SOURCE_BUCKET, "prefix": "stockroom/"})
+    job_manifest["spec"]["output"]["bucket"] = SOURCE_BUCKET
+    job = job_manifest["metadata"]["name"]
+    # a job runs once; a second demo run starts a fresh one
+    kubectl("delete", "tj", job, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s")
+    kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(job_manifest))
+    _say(f"translating with {WORKERS} GPU workers: Ray actors in the worker pods take the items from Redis")
+    status = follow(cluster, job)
+    print()
+    print(kubectl("get", "tc,tj", "-n", NAMESPACE).stdout)
+    print(kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide").stdout)
+    summary(job, status)
+    print(f"S3 endpoint:  {running.s3.from_host} from this machine, {running.s3.in_cluster} in the cluster")
+    print(f"              (credentials in Secret {NAMESPACE}/portalis-s3)")
+    print(f"KUBECONFIG={cluster.kubeconfig}  (everything keeps running; `portalis devcluster down` stops it)")
+    print(f"demo took {time.monotonic() - started:.0f}s")
+    return 0 if status.get("phase") == "Succeeded" else 1
 
-        _say(f"starting {WORKERS} local worker processes (standing in for the RayCluster's GPU workers)")
-        env = dict(os.environ)
-        env.update(s3.client_env())
-        env["PORTALIS_S3_FORCE_PATH_STYLE"] = "true"
-        for i in range(WORKERS):
-            log = open(cluster.log_dir / f"portalis-worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
-            workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "portalis",
-                        "worker",
-                        "run",
-                        "--namespace",
-                        NAMESPACE,
-                        "--cluster",
-                        "h100",
-                        "--redis-url",
-                        redis.url,
-                        "--name",
-                        f"demo-worker-{i}",
-                        "--concurrency",
-                        "2",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            )
-            log.close()
 
-        status = follow(cluster, job)
-        print()
-        print(kubectl("get", "tc,tj", "-n", NAMESPACE).stdout)
-        phase = status.get("phase")
-        items = status.get("items") or {}
-        print(
-            f"job {job}: {phase}; {items.get('done', 0)} of {items.get('total', 0)} files translated, "
-            f"{items.get('cached', 0)} from the cache, {items.get('failed', 0)} failed"
-        )
-        for line in status.get("failedItems") or []:
-            print(f"  not translated: {line}")
-        print(f"Rust output:  {status.get('outputLocation')}")
-        print(f"report:       {status.get('reportLocation')}")
-        print(f"S3 endpoint:  {s3.endpoint} (stops with this demo)")
-        print(f"KUBECONFIG={cluster.kubeconfig}  (the local cluster keeps running; `portalis devcluster down`)")
-        print(f"demo took {time.monotonic() - started:.0f}s")
-        return 0 if phase == "Succeeded" else 1
-    finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            try:
-                w.wait(20)
-            except subprocess.TimeoutExpired:
-                w.kill()
-        operator.stop()
-        redis.stop()
-        s3.stop()
+def summary(job: str, status: dict[str, Any]) -> None:
+    items = status.get("items") or {}
+    print(
+        f"job {job}: {status.get('phase')}; {items.get('done', 0)} of {items.get('total', 0)} files translated, "
+        f"{items.get('cached', 0)} from the cache, {items.get('failed', 0)} failed"
+    )
+    for line in status.get("failedItems") or []:
+        print(f"  not translated: {line}")
+    print(f"Rust output:  {status.get('outputLocation')}")
+    print(f"report:       {status.get('reportLocation')}")
 
 
 def follow(cluster: DevCluster, job: str) -> dict[str, Any]:
