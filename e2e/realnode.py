@@ -14,8 +14,8 @@ import pytest
 
 from e2e.helpers import Cluster, wait_for
 from portalis_devcluster import chart, images
-from portalis_devcluster.incluster import RESTRICTED_CONTAINER
 from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.incluster import RESTRICTED_CONTAINER
 from portalis_devcluster.node import NODE_NAME, NODE_SELECTOR, TOLERATIONS, RealNode
 
 
