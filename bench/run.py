@@ -17,6 +17,9 @@ BENCHES = {
     "fleet-scale": "bench.fleet_scale",
     "ecc-cordon": "bench.ecc_cordon",
     "ecc-drain": "bench.ecc_drain",
+    "scale-up-real": "bench.scale_up_real",
+    "worker-recovery": "bench.worker_recovery",
+    "dataplane-throughput": "bench.dataplane_throughput",
 }
 
 

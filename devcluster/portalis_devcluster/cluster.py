@@ -41,7 +41,7 @@ from portalis_devcluster.node import (
     RealNodeSpec,
 )
 from portalis_devcluster.nodes import FleetSpec, build_nodes
-from portalis_devcluster.pki import APISERVER_KUBELET_CLIENT, Pki, apiserver_cert
+from portalis_devcluster.pki import APISERVER_KUBELET_CLIENT, KWOK_SERVING, Pki, apiserver_cert
 from portalis_devcluster.ports import Ports, free_port
 
 __all__ = ["ADMIN_TOKEN", "DevCluster", "DevClusterError", "free_port", "pid_alive"]
@@ -385,6 +385,7 @@ class DevCluster:
         pki.ensure_service_account_key()
         pki.ensure(apiserver_cert(st.node.api_host, network.KUBERNETES_SERVICE_IP))
         pki.ensure(APISERVER_KUBELET_CLIENT)
+        pki.ensure(KWOK_SERVING)
         (pki.dir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
 
     def _write_kubeconfig(self, st: State) -> None:

@@ -129,10 +129,15 @@ def _kwok(lay: Layout) -> list[str]:
         f"--kubeconfig={lay.kubeconfig}",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--node-ip=10.0.0.1",
+        # the fake nodes' kubelet API (logs, exec) is KWOK's own server on loopback: the API server never reaches for
+        # an address off this machine
+        "--node-ip=127.0.0.1",
+        f"--node-port={lay.ports.kwok}",
         "--cidr=10.0.0.1/16",
         "--node-lease-duration-seconds=40",
         f"--server-address=127.0.0.1:{lay.ports.kwok}",
+        f"--tls-cert-file={lay.pki / 'kwok-serving.crt'}",
+        f"--tls-private-key-file={lay.pki / 'kwok-serving.key'}",
         *[f"--config={s}" for s in stages],
     ]
 

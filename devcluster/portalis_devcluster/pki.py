@@ -209,6 +209,10 @@ def kubelet_serving_cert(node: str, node_ip: str) -> CertSpec:
     return CertSpec("kubelet-serving", node, dns_names=(node,), ip_addresses=(node_ip,), server=True)
 
 
+# KWOK serves the fake nodes' kubelet API (logs, exec) at their InternalIP, loopback; the API server checks it like a
+# kubelet's
+KWOK_SERVING = CertSpec("kwok-serving", "kwok", dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True)
+
 APISERVER_KUBELET_CLIENT = CertSpec(
     "apiserver-kubelet-client", "kube-apiserver-kubelet-client", organizations=("system:masters",), client=True
 )

@@ -1,8 +1,9 @@
 """A small OpenAI-compatible chat completions server for the openai engine's tests.
 
-Run it as a script; it binds a free loopback port and prints ``listening on http://127.0.0.1:PORT/v1`` as its
-first line. ``POST /v1/chat/completions`` answers with a fenced Rust block derived from the Python source in the
-prompt (one ``pub fn`` per ``def``), after ``--delay`` seconds. Markers in the source change the answer:
+Run it as a script; it binds a free loopback port (or ``--host``/``--port``) and prints
+``listening on http://HOST:PORT/v1`` as its first line. ``POST /v1/chat/completions`` answers with a fenced
+Rust block derived from the Python source in the prompt (one ``pub fn`` per ``def``), after ``--delay`` seconds.
+Markers in the source change the answer:
 
 - ``# force-400`` / ``# force-429`` / ``# force-500``: that HTTP status with an OpenAI-style error body
 - ``# force-slow``: sleep ``--slow-seconds`` before answering (past the client's timeout)
@@ -153,8 +154,10 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, delay: float, slow_seconds: float, api_key: str, model: str) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(
+        self, delay: float, slow_seconds: float, api_key: str, model: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        super().__init__((host, port), Handler)
         self.delay = delay
         self.slow_seconds = slow_seconds
         self.api_key = api_key
@@ -168,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-seconds", type=float, default=30.0, help="seconds a '# force-slow' request takes")
     parser.add_argument("--api-key", default="", help="require this bearer token")
     parser.add_argument("--model", default="test-coder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a pod)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
     args = parser.parse_args(argv)
-    server = Server(args.delay, args.slow_seconds, args.api_key, args.model)
-    print(f"listening on http://127.0.0.1:{server.server_address[1]}/v1", flush=True)
+    server = Server(args.delay, args.slow_seconds, args.api_key, args.model, args.host, args.port)
+    print(f"listening on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -128,9 +128,17 @@ def dask_setup(worker: Any) -> None:
     _RUNNING[id(worker)] = start(default_name())
 
 
+# After the loops have ended, the process leaves within this many seconds even if the Dask worker's own close is
+# still trying to reach a scheduler that is gone (a whole DaskCluster deleted at once): nothing is left to lose.
+EXIT_AFTER_TEARDOWN_SECONDS = 10.0
+
+
 async def dask_teardown(worker: Any) -> None:
     """Dask's preload hook on close: the loops finish (or release) the items in hand, then end."""
     loops = _RUNNING.pop(id(worker), None)
     if loops is not None:
         log.info("Dask worker closing: finishing the items in hand")
         await asyncio.to_thread(loops.close)
+        exit_timer = threading.Timer(EXIT_AFTER_TEARDOWN_SECONDS, os._exit, args=(0,))
+        exit_timer.daemon = True
+        exit_timer.start()
