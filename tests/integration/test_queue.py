@@ -111,8 +111,9 @@ def test_outcomes_tokens_and_diagnostics_are_counted_once_with_the_item(queue: R
     stats = queue.job_stats(job)
     assert (stats.done, stats.compiles, stats.tokens) == (3, 1, 200)
     assert stats.diagnostics == {bad.item.item_id: ["a.rs:1:1: error: x"]}
+    assert queue.compiled_ids(job) == {good.item.item_id}
     queue.forget_job(job)
-    assert queue.job_stats(job).diagnostics == {}
+    assert (queue.job_stats(job).diagnostics, queue.compiled_ids(job)) == ({}, set())
 
 
 class CrashingItems(Sequence[WorkItem]):

@@ -15,6 +15,7 @@ Keys (the ``{namespace/cluster}`` hash tag keeps a cluster's queue keys in one R
     portalis:job:<uid>:failed            hash: item id -> reason
     portalis:job:<uid>:errors            hash: item id -> last transient error (named in the dead-letter reason)
     portalis:job:<uid>:diagnostics       hash: item id -> JSON list of the compiler's first errors on its output
+    portalis:job:<uid>:compiles          set of item ids whose output the target's compiler accepted
     portalis:job:<uid>:gpu_hours         hash: UTC epoch hour -> GPU milliseconds of items finished in it
     portalis:job:<uid>:enqueued          items enqueued so far (the next plan index to enqueue)
     portalis:job:<uid>:epoch             set on first enqueue; missing while the job runs means the queue was lost

@@ -200,6 +200,7 @@ class Consuming(QueueBase):
                 self.job_key(uid, "gpu_hours"),
                 self.progress_key,
                 self.job_key(uid, "diagnostics"),
+                self.job_key(uid, "compiles"),
             ],
             args=[
                 item_id,

@@ -199,12 +199,26 @@ class JobBook(QueueBase):
         """Ids of the job's items counted as done."""
         return {as_str(i) for i in self.r.smembers(self.job_key(job_uid, "done"))}
 
+    def compiled_ids(self, job_uid: str) -> set[str]:
+        """Ids of the job's done items whose output the target's compiler accepted."""
+        return {as_str(i) for i in self.r.smembers(self.job_key(job_uid, "compiles"))}
+
     def forget_job(self, job_uid: str) -> None:
         """Delete the job's counters and sets (after ``cancel_job``), when its TranslationJob is deleted."""
         self.r.delete(
             *(
                 self.job_key(job_uid, what)
-                for what in ("stats", "done", "failed", "errors", "enqueued", "epoch", "gpu_hours", "diagnostics")
+                for what in (
+                    "stats",
+                    "done",
+                    "failed",
+                    "errors",
+                    "enqueued",
+                    "epoch",
+                    "gpu_hours",
+                    "diagnostics",
+                    "compiles",
+                )
             )
         )
         self.r.hdel(self.jobs_key, job_uid)
