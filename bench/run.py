@@ -17,6 +17,7 @@ BENCHES = {
     "fleet-scale": "bench.fleet_scale",
     "ecc-cordon": "bench.ecc_cordon",
     "ecc-drain": "bench.ecc_drain",
+    "translation-yield": "bench.translation_yield",
 }
 
 
