@@ -30,6 +30,14 @@ def test_a_header_declares_its_edition_and_crates() -> None:
     assert declared("pub fn f() {}\n") == ("2021", [])
 
 
+def test_an_unformatted_header_counts_too() -> None:
+    # without rustfmt, py2many leaves its header indented, sometimes after a #![feature] line
+    unformatted = "#![feature(try_blocks)]\n" + "".join(
+        "        " + line + "\n" if line.startswith("//!") else line + "\n" for line in PY2MANY_HEADER.splitlines()
+    )
+    assert declared(unformatted) == ("2018", ["anyhow", "email._policybase", "float-ord"])
+
+
 def test_the_scratch_crate_takes_the_declared_crates_the_crate_set_pins() -> None:
     manifest = check_manifest(PY2MANY_HEADER)
     pinned = crate_set()

@@ -38,7 +38,8 @@ CRATES_DIR = Path(__file__).resolve().parent / "crates"
 DEFAULT_EDITION = "2021"
 EDITIONS = ("2015", "2018", "2021", "2024")
 
-_HEADER = re.compile(r"^//! ```cargo\n(?P<body>(?://!.*\n)*?)//! ```", re.MULTILINE)
+# py2many's header; indented when no rustfmt formatted the file
+_HEADER = re.compile(r"^[ \t]*//! ```cargo\n(?P<body>(?:[ \t]*//!.*\n)*?)[ \t]*//! ```", re.MULTILINE)
 _ERROR = re.compile(r"^src/[0-9a-f]{16}\.rs:\d+:\d+: error")
 
 CHECK_TOML = """\
@@ -83,7 +84,7 @@ def declared(text: str) -> tuple[str, list[str]]:
         return DEFAULT_EDITION, []
     edition, names, section = DEFAULT_EDITION, [], ""
     for raw in match.group("body").splitlines():
-        line = raw.removeprefix("//!").strip()
+        line = raw.strip().removeprefix("//!").strip()
         if line.startswith("["):
             section = line.strip("[]").strip()
             continue
