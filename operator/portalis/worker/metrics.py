@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import start_http_server
@@ -182,43 +182,63 @@ def build_metric_families(stats: WorkerStats, namespace: str, cluster: str) -> l
             cumulative += n
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
         duration.add_metric([namespace, cluster, engine, outcome], buckets, stats.duration_sums[(engine, outcome)])
-    lookups = CounterMetricFamily(
-        CACHE_LOOKUPS,
-        "Result cache lookups by the workers, by engine and result (hit or miss).",
-        labels=["namespace", "cluster", "engine", "result"],
-    )
-    for (engine, result), n in sorted(stats.cache_lookups.items()):
-        lookups.add_metric([namespace, cluster, engine, result], float(n))
-    lines = CounterMetricFamily(
-        SOURCE_LINES,
-        "Source lines of the items the workers translated or took from the result cache, by engine.",
-        labels=["namespace", "cluster", "engine"],
-    )
-    for engine, n in sorted(stats.source_lines.items()):
-        lines.add_metric([namespace, cluster, engine], float(n))
-    files = CounterMetricFamily(
-        FILES,
-        "Files the workers finished, by engine and outcome: compiles (the target's compiler accepts the output), "
-        "translated (written, does not compile or was not checked) or failed (no output).",
-        labels=["namespace", "cluster", "engine", "outcome"],
-    )
-    for (engine, outcome), n in sorted(stats.files.items()):
-        files.add_metric([namespace, cluster, engine, outcome], float(n))
-    rounds = CounterMetricFamily(
-        REPAIR_ROUNDS,
-        "Rounds in which an engine was shown the compiler's diagnostics and asked for a corrected file, by engine.",
-        labels=["namespace", "cluster", "engine"],
-    )
-    for engine, n in sorted(stats.repair_rounds.items()):
-        rounds.add_metric([namespace, cluster, engine], float(n))
-    tokens = CounterMetricFamily(
-        ENGINE_TOKENS,
-        "Model tokens (prompt and completion, repair rounds included) of the files the workers finished, by engine.",
-        labels=["namespace", "cluster", "engine"],
-    )
-    for engine, n in sorted(stats.tokens.items()):
-        tokens.add_metric([namespace, cluster, engine], float(n))
-    return [duration, lookups, lines, files, rounds, tokens]
+    scope = (namespace, cluster)
+    return [
+        duration,
+        _counter(
+            CACHE_LOOKUPS,
+            "Result cache lookups by the workers, by engine and result (hit or miss).",
+            ["result"],
+            stats.cache_lookups,
+            scope,
+        ),
+        _counter(
+            SOURCE_LINES,
+            "Source lines of the items the workers translated or took from the result cache, by engine.",
+            [],
+            stats.source_lines,
+            scope,
+        ),
+        _counter(
+            FILES,
+            "Files the workers finished, by engine and outcome: compiles (the target's compiler accepts the "
+            "output), translated (written, does not compile or was not checked) or failed (no output).",
+            ["outcome"],
+            stats.files,
+            scope,
+        ),
+        _counter(
+            REPAIR_ROUNDS,
+            "Rounds in which an engine was shown the compiler's diagnostics and asked for a corrected file, by engine.",
+            [],
+            stats.repair_rounds,
+            scope,
+        ),
+        _counter(
+            ENGINE_TOKENS,
+            "Model tokens (prompt and completion, repair rounds included) of the files the workers finished, by "
+            "engine.",
+            [],
+            stats.tokens,
+            scope,
+        ),
+    ]
+
+
+def _counter(
+    name: str,
+    documentation: str,
+    labels: list[str],
+    series: Mapping[str, int] | Mapping[tuple[str, str], int],
+    scope: tuple[str, str],
+) -> CounterMetricFamily:
+    """A counter family labelled namespace, cluster, engine and ``labels``, from counts keyed by the engine
+    (or by the engine and the one further label)."""
+    family = CounterMetricFamily(name, documentation, labels=["namespace", "cluster", "engine", *labels])
+    for key, n in sorted(series.items()):
+        values: list[str] = list(key) if isinstance(key, tuple) else [str(key)]
+        family.add_metric([*scope, *values], float(n))
+    return family
 
 
 class WorkerCollector(Collector):

@@ -116,8 +116,8 @@ class EngineSettings:
             endpoint=values.get("endpoint", ""),
             api_key=values.get("api_key", ""),
             timeout_seconds=_parse_timeout(values.get("timeout_seconds")),
-            max_batch_size=_parse_batch_size(values.get("max_batch_size")),
-            repair_attempts=_parse_repair_attempts(values.get("repair_attempts")),
+            max_batch_size=_parse_whole("max_batch_size", values.get("max_batch_size"), DEFAULT_MAX_BATCH_SIZE, 1),
+            repair_attempts=_parse_whole("repair_attempts", values.get("repair_attempts"), DEFAULT_REPAIR_ATTEMPTS, 0),
             options=parse_options(values.get("options", "")),
         )
 
@@ -134,27 +134,16 @@ def _parse_timeout(raw: str | None) -> float:
     return value
 
 
-def _parse_batch_size(raw: str | None) -> int:
+def _parse_whole(name: str, raw: str | None, default: int, least: int) -> int:
     if raw is None:
-        return DEFAULT_MAX_BATCH_SIZE
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise EngineError(f"max_batch_size must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise EngineError(f"max_batch_size must be at least 1, got {raw!r}")
-    return value
-
-
-def _parse_repair_attempts(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_REPAIR_ATTEMPTS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise EngineError(f"repair_attempts must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise EngineError(f"repair_attempts must be 0 or more, got {raw!r}")
+        raise EngineError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < least:
+        bound = "0 or more" if least == 0 else f"at least {least}"
+        raise EngineError(f"{name} must be {bound}, got {raw!r}")
     return value
 
 

@@ -91,6 +91,20 @@ def first_errors(output: str, pattern: re.Pattern[str], file_name: str, name_as:
     return tuple(found)
 
 
+def verdict_of(
+    proc: subprocess.CompletedProcess[str], pattern: re.Pattern[str], scratch: str, path: str, toolchain: str
+) -> Verdict:
+    """The verdict a toolchain's exit status and error output give on the file ``scratch``, shown as ``path``.
+    A failure that names no error in the file says nothing about it: CheckUnavailable."""
+    if proc.returncode == 0:
+        return Verdict(compiles=True, toolchain=toolchain)
+    errors = first_errors(proc.stderr, pattern, scratch, path)
+    if not errors:
+        detail = " ".join(proc.stderr.strip().split())[-400:]
+        raise CheckUnavailable(f"{proc.args[0]} failed without a diagnostic on the file: {detail}")
+    return Verdict(compiles=False, diagnostics=errors, toolchain=toolchain)
+
+
 def run_tool(
     command: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_seconds: float
 ) -> subprocess.CompletedProcess[str]:

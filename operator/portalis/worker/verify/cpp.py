@@ -17,9 +17,9 @@ from portalis.worker.verify.base import (
     CheckUnavailable,
     Verdict,
     VerifySettings,
-    first_errors,
     run_tool,
     tool_version,
+    verdict_of,
 )
 
 SCRATCH_FILE = "translated.cpp"
@@ -58,10 +58,4 @@ class CppChecker:
             (Path(tmp) / SCRATCH_FILE).write_text(text, encoding="utf-8")
             command = [self.compiler, f"-std={STANDARD}", "-fsyntax-only", "-fno-diagnostics-color", SCRATCH_FILE]
             proc = run_tool(command, Path(tmp), os.environ, self.timeout_seconds)
-        if proc.returncode == 0:
-            return Verdict(compiles=True, toolchain=self.toolchain)
-        errors = first_errors(proc.stderr, _ERROR, SCRATCH_FILE, path)
-        if not errors:
-            detail = " ".join(proc.stderr.strip().split())[-400:]
-            raise CheckUnavailable(f"{self.compiler} failed without a diagnostic on the file: {detail}")
-        return Verdict(compiles=False, diagnostics=errors, toolchain=self.toolchain)
+        return verdict_of(proc, _ERROR, SCRATCH_FILE, path, self.toolchain)

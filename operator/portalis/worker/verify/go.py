@@ -18,9 +18,9 @@ from portalis.worker.verify.base import (
     Slots,
     Verdict,
     VerifySettings,
-    first_errors,
     run_tool,
     tool_version,
+    verdict_of,
     write_if_changed,
 )
 
@@ -79,12 +79,4 @@ class GoChecker:
             else:
                 harness.unlink(missing_ok=True)
             proc = run_tool([self.go, "build", "-o", os.devnull, "."], slot, self.env(), self.timeout_seconds)
-        if proc.returncode == 0:
-            return Verdict(compiles=True, toolchain=self.toolchain)
-        errors = first_errors(proc.stderr, _ERROR, SCRATCH_FILE, path)
-        if not errors:
-            detail = " ".join(proc.stderr.strip().split())[-400:]
-            if "package main" in detail or "expected 'package'" in detail:
-                return Verdict(compiles=False, diagnostics=(f"{path}: {detail}",), toolchain=self.toolchain)
-            raise CheckUnavailable(f"go build failed without a diagnostic on the file: {detail}")
-        return Verdict(compiles=False, diagnostics=errors, toolchain=self.toolchain)
+        return verdict_of(proc, _ERROR, SCRATCH_FILE, path, self.toolchain)

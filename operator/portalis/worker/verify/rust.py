@@ -28,9 +28,9 @@ from portalis.worker.verify.base import (
     Slots,
     Verdict,
     VerifySettings,
-    first_errors,
     run_tool,
     tool_version,
+    verdict_of,
     write_if_changed,
 )
 
@@ -160,11 +160,5 @@ class RustChecker:
                 self.env(),
                 self.timeout_seconds,
             )
-        if proc.returncode == 0:
-            return Verdict(compiles=True, toolchain=self.toolchain)
-        errors = first_errors(proc.stderr, _ERROR, scratch, path)
-        if not errors:
-            # cargo failed before rustc looked at the file: the crate set is not in its cache, or worse
-            detail = " ".join(proc.stderr.strip().split())[-400:]
-            raise CheckUnavailable(f"cargo check failed without a diagnostic on the file: {detail}")
-        return Verdict(compiles=False, diagnostics=errors, toolchain=self.toolchain)
+        # no diagnostic on the file: cargo failed before rustc looked at it (the crate set is not in its cache)
+        return verdict_of(proc, _ERROR, scratch, path, self.toolchain)
