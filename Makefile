@@ -118,4 +118,4 @@ audit: venv ## check requirements.lock against PyPI's vulnerability data (pip-au
 clean: ## remove the virtualenv and caches in the tree (the control-plane cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv apt-deps control-plane images test-images deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean
+.PHONY: help venv apt-deps control-plane images test-images toolchains deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean

@@ -6,8 +6,8 @@ example TranslationCluster from ``manifests/examples/``, whose Ray head and GPU 
 real node and reach Redis and S3 by their Service names. It uploads the sample Python codebase in
 ``examples/sample-codebase/``, applies the example TranslationJob, follows its progress while Ray actors in the
 worker pods translate it (each output checked with cargo), and prints ``kubectl get tc,tj``, how many files compile
-and where the Rust output is. Exits 0 only if the job
-Succeeded. Everything keeps running afterwards (``portalis devcluster down`` stops it).
+and where the Rust output is. Exits 0 only if the job Succeeded. Everything keeps running afterwards
+(``portalis devcluster down`` stops it).
 """
 
 from __future__ import annotations

@@ -254,7 +254,9 @@ def test_repair_request_carries_the_answer_and_the_diagnostics() -> None:
     ],
 )
 def test_reply_tokens_come_from_usage(usage: object, tokens: int) -> None:
-    reply = {"choices": [{"message": {"content": "```rust\nfn f() {}\n```"}, "finish_reason": "stop"}]}
+    reply: dict[str, object] = {
+        "choices": [{"message": {"content": "```rust\nfn f() {}\n```"}, "finish_reason": "stop"}]
+    }
     if usage is not None:
         reply["usage"] = usage
     assert openai()._parse_reply(json.dumps(reply).encode()).tokens == tokens
