@@ -38,7 +38,10 @@ control-plane: venv ## build (once, cached under ~/.cache/portalis) the local co
 images: venv apt-deps ## build the operator and worker images with buildah (cached by content) and load them into the real node
 	$(PY) -m portalis_devcluster.images
 
-deps: venv apt-deps control-plane ## everything the tests need
+toolchains: venv ## the workers' compile checks: fetch and build the Rust crate set (crates.io), warm the Go and C++ checks
+	$(PY) -m portalis.worker.verify.prepare --fetch
+
+deps: venv apt-deps control-plane toolchains ## everything the tests need
 
 test: deps test-images ## the whole suite: unit, integration and end-to-end, on one shared local cluster
 	$(PYTEST) tests e2e $(PYTEST_ARGS)
@@ -115,4 +118,4 @@ audit: venv ## check requirements.lock against PyPI's vulnerability data (pip-au
 clean: ## remove the virtualenv and caches in the tree (the control-plane cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv apt-deps control-plane images test-images deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean
+.PHONY: help venv apt-deps control-plane images test-images toolchains deps test test-unit lint format crds verify-generated cluster-up cluster-down demo bench lock audit clean

@@ -20,6 +20,7 @@ BENCHES = {
     "scale-up-real": "bench.scale_up_real",
     "worker-recovery": "bench.worker_recovery",
     "dataplane-throughput": "bench.dataplane_throughput",
+    "translation-yield": "bench.translation_yield",
 }
 
 

@@ -5,8 +5,9 @@ Portalis as a user would: Redis and an S3 server in the cluster, the operator fr
 example TranslationCluster from ``manifests/examples/``, whose Ray head and GPU workers run the worker image on the
 real node and reach Redis and S3 by their Service names. It uploads the sample Python codebase in
 ``examples/sample-codebase/``, applies the example TranslationJob, follows its progress while Ray actors in the
-worker pods translate it, and prints ``kubectl get tc,tj`` and where the Rust output is. Exits 0 only if the job
-Succeeded. Everything keeps running afterwards (``portalis devcluster down`` stops it).
+worker pods translate it (each output checked with cargo), and prints ``kubectl get tc,tj``, how many files compile
+and where the Rust output is. Exits 0 only if the job Succeeded. Everything keeps running afterwards
+(``portalis devcluster down`` stops it).
 """
 
 from __future__ import annotations
@@ -99,12 +100,17 @@ def main() -> int:
 
 def summary(job: str, status: dict[str, Any]) -> None:
     items = status.get("items") or {}
+    done, compiles, total = int(items.get("done", 0)), int(items.get("compiles", 0)), items.get("total", 0)
     print(
-        f"job {job}: {status.get('phase')}; {items.get('done', 0)} of {items.get('total', 0)} files translated, "
+        f"job {job}: {status.get('phase')}; {done} of {total} files written, "
         f"{items.get('cached', 0)} from the cache, {items.get('failed', 0)} failed"
     )
     for line in status.get("failedItems") or []:
         print(f"  not translated: {line}")
+    print(
+        f"{compiles} of {total} files compile with cargo ({status.get('verifiedPercent', 0)}%); "
+        f"{done - compiles} written do not (the report has each one's compiler errors)"
+    )
     print(f"Rust output:  {status.get('outputLocation')}")
     print(f"report:       {status.get('reportLocation')}")
 
@@ -121,7 +127,8 @@ def follow(cluster: DevCluster, job: str) -> dict[str, Any]:
         bar = "#" * (pct // 4) + "." * (25 - pct // 4)
         eta = status.get("etaSeconds")
         eta_text = "-" if eta is None else f"{eta}s"
-        line = f"[{bar}] {pct:3d}%  {items.get('done', 0)}/{items.get('total', '?')} files  "
+        line = f"[{bar}] {pct:3d}%  {items.get('done', 0)}/{items.get('total', '?')} files"
+        line += f", {items.get('compiles', 0)} compile  "
         print(f"\r  {line}{status.get('phase', 'Pending'):<10} ETA {eta_text}   ", end="", flush=True)
         if status.get("phase") in {"Succeeded", "Failed"}:
             break

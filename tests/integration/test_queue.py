@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -92,6 +93,27 @@ def test_work_item_round_trips_through_stream_fields() -> None:
     assert WorkItem.from_fields({k.encode(): v.encode() for k, v in fields.items()}) == item
     assert WorkItem.from_fields({**fields, "unknown": "x"}) == item
     assert item.path == "mod_0.py"
+    unchecked = dataclasses.replace(item, verify=False)
+    assert WorkItem.from_fields(unchecked.to_fields()) == unchecked
+    legacy = {k: v for k, v in fields.items() if k != "verify"}  # an item queued before outcomes were counted
+    assert WorkItem.from_fields(legacy).verify is True
+
+
+def test_outcomes_tokens_and_diagnostics_are_counted_once_with_the_item(queue: RedisQueue) -> None:
+    job = uid()
+    queue.enqueue(job, make_items(job, 3), 0)
+    good, bad, plain = drain(queue)
+    assert queue.complete(good, "done", 1.0, verdict="compiles", tokens=120)
+    assert queue.complete(bad, "done", 1.0, verdict="translated", diagnostics=["a.rs:1:1: error: x"], tokens=80)
+    assert queue.complete(plain, "cached", 0.0)
+    assert not queue.complete(good, "done", 1.0, verdict="compiles", tokens=120)  # a duplicate delivery
+    assert not queue.complete(bad, "done", 1.0, verdict="compiles", diagnostics=["other"], tokens=80)
+    stats = queue.job_stats(job)
+    assert (stats.done, stats.compiles, stats.tokens) == (3, 1, 200)
+    assert stats.diagnostics == {bad.item.item_id: ["a.rs:1:1: error: x"]}
+    assert queue.compiled_ids(job) == {good.item.item_id}
+    queue.forget_job(job)
+    assert (queue.job_stats(job).diagnostics, queue.compiled_ids(job)) == ({}, set())
 
 
 class CrashingItems(Sequence[WorkItem]):

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from typing_extensions import override
 
 from portalis.clients.queue import Delivery, RedisQueue
-from portalis.worker.cache import cache_key, source_sha256
+from portalis.worker.cache import CachedAnswer, cache_key, source_sha256
 from portalis.worker.consumer import Worker
 from portalis.worker.engines.base import Source, Translation
 from portalis_devcluster.cluster import free_port
@@ -85,6 +86,7 @@ def test_a_job_runs_end_to_end_and_a_rerun_is_served_from_the_cache(env: Env) ->
             "source-sha256": source_sha256(source),
             "engine": "upper",
             "engine-version": engine.version,
+            "outcome": "unverified",
         }
     stats = env.queue.job_stats(job)
     assert (stats.done, stats.cached, stats.failed, stats.enqueued) == (20, 0, 0, 20)
@@ -103,10 +105,14 @@ def test_a_job_runs_end_to_end_and_a_rerun_is_served_from_the_cache(env: Env) ->
     assert cold.calls == []
     assert len(env.outputs(rerun_items)) == 20
     source = files["pkg0/mod_00.py"].decode()
-    assert env.cache.get("upper", engine.version, "rust", source) == "// rust\n" + source.upper()
-    assert env.cache.get("upper", engine.version + "-next", "rust", source) is None  # a new version starts empty
-    assert env.cache.get("upper", engine.version, "go", source) is None
-    assert 500 < env.queue.r.ttl(cache_key("upper", engine.version, "rust", source)) <= 600
+    unverified = ["unverified"]
+    assert env.cache.get("upper", engine.version, "rust", source, unverified) == CachedAnswer(
+        "// rust\n" + source.upper(), "unverified"
+    )
+    assert env.cache.get("upper", engine.version + "-next", "rust", source, unverified) is None  # a new version
+    assert env.cache.get("upper", engine.version, "go", source, unverified) is None
+    assert env.cache.get("upper", engine.version, "rust", source, ["compiles", "translated"]) is None  # unchecked
+    assert 500 < env.queue.r.ttl(cache_key("upper", engine.version, "rust", "unverified", source)) <= 600
 
 
 def test_a_worker_beginning_a_job_says_so_once_on_the_progress_stream(env: Env) -> None:
@@ -149,7 +155,17 @@ def test_an_item_of_a_killed_worker_is_redelivered_and_written_once(env: Env) ->
 
     class CrashBeforeAck(RedisQueue):
         @override
-        def complete(self, d: Delivery, outcome: str, gpu_seconds: float, lines: int = 0) -> bool:
+        def complete(
+            self,
+            d: Delivery,
+            outcome: str,
+            gpu_seconds: float,
+            lines: int = 0,
+            *,
+            verdict: str = "",
+            diagnostics: Sequence[str] = (),
+            tokens: int = 0,
+        ) -> bool:
             raise RuntimeError("killed after writing the output, before acknowledging it")
 
     crashing = CrashBeforeAck(env.queue.r, env.queue.namespace, env.queue.cluster, VISIBILITY)
@@ -332,11 +348,11 @@ def test_the_py2many_engine_translates_a_job_to_rust(env: Env) -> None:
         "calc/loop.py": b"def total(n: int) -> int:\n    s = 0\n    for i in range(n):\n        s += i\n    return s\n",
         "broken.py": b"def f(:\n",
     }
-    job, items = env.submit(files)
+    job, items = env.submit(files, verify=True)
     engine = load_engine("py2many")
     run_threads([env.worker(engine, "py2many-0")])
     stats = env.queue.job_stats(job)
-    assert (stats.done, stats.failed) == (2, 1)
+    assert (stats.done, stats.failed, stats.compiles) == (2, 1, 2)
     outputs = env.outputs(items)
     add = next(outputs[i.output_key].decode() for i in items if i.path == "calc/add.py")
     assert "fn add(" in add

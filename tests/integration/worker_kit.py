@@ -21,6 +21,7 @@ from portalis.clients.store import Store
 from portalis.desired.plan import build_plan
 from portalis.worker.cache import ResultCache
 from portalis.worker.consumer import Worker
+from portalis.worker.engines import output_extension
 
 VISIBILITY = 1.0
 REPO = Path(__file__).resolve().parents[2]
@@ -39,16 +40,29 @@ class Env:
         )
 
     def submit(
-        self, files: dict[str, bytes], max_attempts: int = 3, priority: str = "Batch", max_file_bytes: int = 1 << 20
+        self,
+        files: dict[str, bytes],
+        max_attempts: int = 3,
+        priority: str = "Batch",
+        max_file_bytes: int = 1 << 20,
+        verify: bool = False,
+        target: str = "rust",
     ) -> tuple[str, list[WorkItem]]:
-        """Upload ``files`` under a fresh prefix, plan them as the job controller does and enqueue them."""
+        """Upload ``files`` under a fresh prefix, plan them as the job controller does and enqueue them; with
+        ``verify`` the workers check each output with ``target``'s compiler."""
         job_uid = str(uuid.uuid4())
         prefix = f"repos/{job_uid[:8]}/"
         for rel, data in files.items():
             self.store.put_bytes(self.bucket, prefix + rel, data)
         listing = [(o.key, o.size) for o in self.store.list(self.bucket, prefix)]
         plan = build_plan(
-            listing, prefix, ["**/*.py"], [], f"translations/team-a/{job_uid[:8]}/", ".rs", max_file_bytes
+            listing,
+            prefix,
+            ["**/*.py"],
+            [],
+            f"translations/team-a/{job_uid[:8]}/",
+            output_extension(target),
+            max_file_bytes,
         )
         items = [
             WorkItem(
@@ -65,6 +79,8 @@ class Env:
                 priority=priority,
                 max_attempts=max_attempts,
                 relative_path=p.relative_path,
+                target_language=target,
+                verify=verify,
             )
             for p in plan
         ]

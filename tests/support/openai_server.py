@@ -12,7 +12,12 @@ Markers in the source change the answer:
 
 With ``--api-key KEY`` requests without ``Authorization: Bearer KEY`` get 401. ``GET /stats`` reports the number
 of completions requests, the most that were in flight at once and the Authorization headers seen;
-``POST /reset`` clears them.
+``POST /reset`` clears them and the script.
+
+``POST /script`` with ``{"answers": ["...", ...]}`` scripts the replies: each completions request takes the next
+answer as the reply's content, in order, until they are used up (then the derived answer again). ``GET
+/requests`` returns the messages of every completions request since the last reset, for a test to read what
+the client sent (a repair request carries the compiler's diagnostics).
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ class Stats:
         self.in_flight = 0
         self.max_in_flight = 0
         self.authorization: list[str] = []
+        self.script: list[str] = []
+        self.messages: list[list[dict[str, Any]]] = []
+
+    def next_answer(self, messages: list[dict[str, Any]]) -> str | None:
+        with self.lock:
+            self.messages.append(messages)
+            return self.script.pop(0) if self.script else None
 
     def enter(self, authorization: str) -> None:
         with self.lock:
@@ -91,6 +103,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/stats":
             self._send(200, self.server.stats.snapshot())
+        elif self.path == "/requests":
+            with self.server.stats.lock:
+                self._send(200, {"requests": list(self.server.stats.messages)})
         elif self.path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": self.server.model, "object": "model"}]})
         else:
@@ -100,8 +115,15 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if self.path == "/reset":
-            self.server.stats.reset()
+            with self.server.stats.lock:
+                self.server.stats.reset()
             self._send(200, {"ok": True})
+            return
+        if self.path == "/script":
+            answers = json.loads(raw or b"{}").get("answers") or []
+            with self.server.stats.lock:
+                self.server.stats.script = [str(a) for a in answers]
+            self._send(200, {"ok": True, "answers": len(answers)})
             return
         if self.path != "/v1/chat/completions":
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
@@ -130,8 +152,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(status, {"error": {"message": message, "type": "test", "code": status}})
                 return
         time.sleep(self.server.slow_seconds if "# force-slow" in prompt else self.server.delay)
+        scripted = self.server.stats.next_answer(body["messages"])
         code = translate(prompt)
         content = code if "# force-nofence" in prompt else f"Here is the Rust version:\n\n```rust\n{code}```\n"
+        if scripted is not None:
+            content = scripted
         finish_reason = "length" if "# force-length" in prompt else "stop"
         self._send(
             200,

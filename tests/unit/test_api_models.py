@@ -289,10 +289,26 @@ def test_job_status_dump() -> None:
     assert status.model_dump(mode="json", exclude_none=True) == {
         "conditions": [],
         "progressPercent": 40,
+        "verifiedPercent": 0,
         "failedItems": ["a.py"],
     }
     with pytest.raises(ValidationError):
         TranslationJobStatus(progress_percent=101)
+    with pytest.raises(ValidationError):
+        TranslationJobStatus(verified_percent=101)
+
+
+def test_job_spec_verifies_by_default_and_names_what_counts_as_failed() -> None:
+    spec = TranslationJobSpec.model_validate({"clusterRef": {"name": "c"}, "source": {"bucket": "src-bucket"}})
+    assert spec.verify.enabled is True and spec.verify.count_as_failed == "Failed"
+    spec = TranslationJobSpec.model_validate(
+        {"clusterRef": {"name": "c"}, "source": {"bucket": "src-bucket"}, "verify": {"countAsFailed": "NotCompiling"}}
+    )
+    assert spec.verify.count_as_failed == "NotCompiling"
+    with pytest.raises(ValidationError):
+        TranslationJobSpec.model_validate(
+            {"clusterRef": {"name": "c"}, "source": {"bucket": "src-bucket"}, "verify": {"countAsFailed": "Sometimes"}}
+        )
     with pytest.raises(ValidationError):
         TranslationJobStatus(failed_items=[f"{i}.py" for i in range(101)])
 

@@ -355,6 +355,7 @@ def test_printer_column_headers() -> None:
         "Progress",
         "Done",
         "Total",
+        "Compiles",
         "Cost",
         "ETA",
         "Status",

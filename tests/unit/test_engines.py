@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -86,6 +87,8 @@ def test_unknown_setting() -> None:
         ({"endpoint": "http://x/v1", "model": "m", "options": "{"}, "options must be a JSON object"),
         ({"endpoint": "http://x/v1", "model": "m", "options": '{"temperature": "hot"}'}, "must be a number"),
         ({"endpoint": "http://x/v1", "model": "m", "options": '{"max_tokens": "0"}'}, "must be at least 1"),
+        ({"endpoint": "http://x/v1", "model": "m", "repair_attempts": "-1"}, "repair_attempts must be 0 or more"),
+        ({"endpoint": "http://x/v1", "model": "m", "repair_attempts": "two"}, "repair_attempts must be a whole"),
     ],
 )
 def test_openai_misconfiguration(settings: dict[str, str], message: str) -> None:
@@ -127,6 +130,7 @@ def test_engine_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTALIS_ENGINE_API_KEY", "sk-secret-value")
     monkeypatch.setenv("PORTALIS_ENGINE_TIMEOUT_SECONDS", "120")
     monkeypatch.setenv("PORTALIS_ENGINE_MAX_BATCH_SIZE", "32")
+    monkeypatch.setenv("PORTALIS_ENGINE_REPAIR_ATTEMPTS", "3")
     monkeypatch.setenv("PORTALIS_ENGINE_OPTIONS", '{"temperature": "0.1", "max_tokens": "4096"}')
 
     engine = load_engine_from_env()
@@ -137,6 +141,7 @@ def test_engine_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert engine.model == "Qwen/Qwen2.5-Coder-32B-Instruct"
     assert engine.timeout_seconds == 120.0
     assert engine.max_batch_size == 32
+    assert engine.repair_attempts == 3
     assert engine.temperature == 0.1 and engine.max_tokens == 4096
     assert "sk-secret-value" not in repr(engine)
     assert "api_key=set" in repr(engine)
@@ -222,6 +227,39 @@ def test_request_body_defaults() -> None:
     assert user["role"] == "user"
     assert user["content"].startswith("Translate the Python file `pkg/mod.py` to Rust.\n\n```python\n")
     assert "return {1: 2}[1]" in user["content"]
+
+
+def test_repair_request_carries_the_answer_and_the_diagnostics() -> None:
+    source = src("def f() -> int:\n    return 1\n")
+    body = openai().build_repair_request(source, 'pub fn f() -> i64 { 1 + "x" }\n', ["pkg/mod.rs:1:1: error: E0277"])
+    system, first, answer, ask = body["messages"]
+    assert (system["role"], first, answer["role"], ask["role"]) == (
+        "system",
+        openai().build_request(source)["messages"][1],
+        "assistant",
+        "user",
+    )
+    assert answer["content"].startswith("```rust\npub fn f()")
+    assert "pkg/mod.rs:1:1: error: E0277" in ask["content"] and "`pkg/mod.py`" in ask["content"]
+    assert ask["content"].endswith("Reply with the whole corrected file in one fenced code block.")
+
+
+@pytest.mark.parametrize(
+    ("usage", "tokens"),
+    [
+        ({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}, 120),
+        ({"total_tokens": 77}, 77),
+        (None, 0),
+        ({"prompt_tokens": "many"}, 0),
+    ],
+)
+def test_reply_tokens_come_from_usage(usage: object, tokens: int) -> None:
+    reply: dict[str, object] = {
+        "choices": [{"message": {"content": "```rust\nfn f() {}\n```"}, "finish_reason": "stop"}]
+    }
+    if usage is not None:
+        reply["usage"] = usage
+    assert openai()._parse_reply(json.dumps(reply).encode()).tokens == tokens
 
 
 def test_request_body_with_templates_and_sampling_options() -> None:

@@ -136,7 +136,7 @@ def test_rows_tolerate_an_object_without_status() -> None:
     assert cluster_row(tc(), with_namespace=False) == ["h100", "Ray", "0/0", "0", "0", "0.00", "-"]
     row = job_row(tj(), with_namespace=True)
     assert row[:4] == ["ml", "j", "h100", "Batch"]
-    assert row[5:] == ["0/0", "0.00", "-", "Pending"]
+    assert row[5:] == ["0/0", "0 (0%)", "0.00", "-", "Pending"]
 
 
 def test_status_report_has_both_tables_and_the_conditions_that_are_not_ok() -> None:
@@ -186,13 +186,13 @@ def test_progress_line() -> None:
     status = {
         "phase": "Running",
         "progressPercent": 50,
-        "items": {"done": 4, "failed": 1, "total": 10},
+        "items": {"done": 4, "compiles": 3, "failed": 1, "total": 10},
         "etaSeconds": 9,
     }
-    assert progress_line(status) == "[##########..........]  50%  4/10 done  1 failed  ETA 9s  Running"
+    assert progress_line(status) == ("[##########..........]  50%  4/10 done  3 compile  1 failed  ETA 9s  Running")
     done = {"phase": "Succeeded", "progressPercent": 100, "items": {"done": 10, "total": 10}, "etaSeconds": 0}
     assert progress_line(done).endswith("ETA -  Succeeded")
-    assert progress_line({}).endswith("0/0 done  0 failed  ETA -  Pending")
+    assert progress_line({}).endswith("0/0 done  0 compile  0 failed  ETA -  Pending")
 
 
 # ---- Events and conditions ----------------------------------------------------------------------------------
@@ -446,7 +446,8 @@ def test_resolve_s3_precedence() -> None:
 def test_final_summary_names_the_output_and_the_failed_files() -> None:
     status = {
         "phase": "Failed",
-        "items": {"done": 5, "total": 7, "failed": 2, "cached": 1},
+        "items": {"done": 5, "compiles": 3, "total": 7, "failed": 2, "cached": 1},
+        "verifiedPercent": 42,
         "cost": {"spent": "0.5", "gpuSeconds": 30},
         "outputLocation": "s3://b/translations/j/",
         "failedItems": ["x.py: unsupported", "y.py: not UTF-8"],
@@ -454,7 +455,8 @@ def test_final_summary_names_the_output_and_the_failed_files() -> None:
     }
     text = final_summary("ml", "j", status)
     assert text.splitlines() == [
-        "job ml/j Failed: 5 of 7 files translated (1 from the cache), 2 failed; cost 0.50 (30 GPU-seconds)",
+        "job ml/j Failed: 3 of 7 files compile (42%), 2 more written that do not or were not checked (1 from the "
+        "cache), 2 failed; cost 0.50 (30 GPU-seconds)",
         "output: s3://b/translations/j/",
         "failed files (2):",
         "  x.py: unsupported",

@@ -12,9 +12,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from portalis.api.v1alpha1.job import Outcome
 from portalis.worker import consumer, local, ray_driver
 from portalis.worker.metrics import (
     DURATION_BUCKETS,
+    FILE_OUTCOMES,
     OUTCOMES,
     StatsRecorder,
     WorkerCollector,
@@ -78,6 +80,27 @@ def test_cache_lookups_and_source_lines() -> None:
     assert found[key("portalis_result_cache_lookups_total", **base, result="hit")] == 1
     assert found[key("portalis_result_cache_lookups_total", **base, result="miss")] == 2
     assert found[key("portalis_translated_source_lines_total", **base)] == 42
+
+
+def test_files_by_outcome_repair_rounds_and_tokens() -> None:
+    recorder = StatsRecorder()
+    recorder.prime("openai")
+    recorder.observe_file("openai", "compiles", repair_rounds=1, tokens=900)
+    recorder.observe_file("openai", "translated", repair_rounds=2, tokens=1500)
+    recorder.observe_file("openai", "failed")
+    found = samples(recorder)
+    base = {"namespace": "team-a", "cluster": "h100", "engine": "openai"}
+    assert {o: found[key("portalis_translated_files_total", **base, outcome=o)] for o in FILE_OUTCOMES} == {
+        "compiles": 1,
+        "translated": 1,
+        "failed": 1,
+    }
+    assert found[key("portalis_repair_rounds_total", **base)] == 3
+    assert found[key("portalis_engine_tokens_total", **base)] == 2400
+
+
+def test_the_file_outcomes_are_the_api_outcomes() -> None:
+    assert set(FILE_OUTCOMES) == {o.value for o in Outcome}
 
 
 def test_nothing_recorded_exposes_no_series() -> None:

@@ -46,6 +46,10 @@ def _worker(args: argparse.Namespace) -> int:
         from portalis.worker import local
 
         return local.main(args.rest)
+    if args.worker_command == "toolchains":
+        from portalis.worker.verify import prepare
+
+        return prepare.main(args.rest)
     from portalis.worker import ray_driver
 
     return ray_driver.main(args.rest)
@@ -88,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("worker", help="the data plane: translation workers", add_help=False)
     wk.add_argument(
         "worker_command",
-        choices=["run", "ray-driver"],
-        help="run: local worker processes; ray-driver: translator actors on a Ray cluster",
+        choices=["run", "ray-driver", "toolchains"],
+        help=(
+            "run: local worker processes; ray-driver: translator actors on a Ray cluster; toolchains: make the "
+            "compile checks ready (Rust crate set, build caches) and print their toolchains"
+        ),
     )
     wk.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the worker command (see its --help)")
     wk.set_defaults(func=_worker)

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from portalis.api.meta import format_time
-from portalis.api.v1alpha1.job import TranslationJobSpec
+from portalis.api.v1alpha1.job import CountAsFailed, Outcome, TranslationJobSpec
 from portalis.desired.budget import CENT
 from portalis.desired.budget import cents as money
 from portalis.desired.conditions import FALSE, TRUE, UNKNOWN, ConditionUpdate, compute_conditions
@@ -55,6 +55,8 @@ class JobObservation:
     done: int = 0
     failed: int = 0
     cached: int = 0
+    compiles: int = 0  # of done: outputs the target's compiler accepted
+    tokens: int = 0
     queued: int = 0
     in_flight: int = 0
     gpu_seconds: float = 0.0
@@ -99,6 +101,24 @@ def resync_seconds(phase: str | None, changed: bool, previous: float | None, wai
     return min((previous or RUNNING_RESYNC_SECONDS / 2) * 2, MAX_RESYNC_SECONDS)
 
 
+def counted_failures(spec: TranslationJobSpec, obs: JobObservation) -> int:
+    """The files that count against maxFailedItems: failed ones, and with ``spec.verify.countAsFailed:
+    NotCompiling`` also those written that do not compile."""
+    if spec.verify.enabled and spec.verify.count_as_failed == CountAsFailed.NOT_COMPILING:
+        return obs.failed + max(obs.done - obs.compiles, 0)
+    return obs.failed
+
+
+def outcome_summary(spec: TranslationJobSpec, obs: JobObservation) -> str:
+    """How the files ended, such as "40 of 55 files compile, 11 written do not compile, 4 failed"."""
+    if not spec.verify.enabled:
+        summary = f"{obs.done} of {obs.total} files translated (not checked: spec.verify.enabled is false)"
+    else:
+        summary = f"{obs.compiles} of {obs.total} files compile, {max(obs.done - obs.compiles, 0)} written do not"
+    summary += f" ({obs.cached} from the cache)" if obs.cached else ""
+    return summary + (f", {obs.failed} failed" if obs.failed else "")
+
+
 def eta_seconds(remaining: int, rate: float | None) -> int | None:
     if remaining <= 0:
         return 0
@@ -141,9 +161,14 @@ def compute_job_status(
         updates.append(ConditionUpdate("Planned", UNKNOWN, "Planning", "Listing the source and writing the plan."))
     elif obs.finished:
         names = _failed_summary(obs.failed_items)
-        if obs.failed > allowed:
+        counted = counted_failures(spec, obs)
+        if counted > allowed:
             phase = "Failed"
-            msg = f"{obs.failed} of {obs.total} files failed (maxFailedItems allows {allowed}): {names}"
+            what = "failed" if counted == obs.failed else "failed or do not compile (spec.verify.countAsFailed)"
+            msg = (
+                f"{counted} of {obs.total} files {what}; maxFailedItems allows {allowed}: {outcome_summary(spec, obs)}"
+            )
+            msg += f": {names}" if names else ""
             updates += [
                 ConditionUpdate("Running", FALSE, "ItemsFailed", ""),
                 ConditionUpdate("Succeeded", FALSE, "ItemsFailed", ""),
@@ -151,9 +176,9 @@ def compute_job_status(
             ]
         else:
             phase = "Succeeded"
-            msg = f"{obs.done} of {obs.total} files translated ({obs.cached} from the cache)"
-            if obs.failed:
-                msg += f"; {obs.failed} failed within maxFailedItems ({allowed}): {names}"
+            msg = outcome_summary(spec, obs)
+            if counted:
+                msg += f"; within maxFailedItems ({allowed})" + (f": {names}" if names else "")
             updates += [
                 ConditionUpdate("Running", FALSE, "Completed", ""),
                 ConditionUpdate("Succeeded", TRUE, "Completed", msg + "."),
@@ -177,7 +202,9 @@ def compute_job_status(
                 "Running",
                 TRUE,
                 "Translating",
-                f"{finished_items} of {obs.total} files finished, {obs.in_flight} in flight, {obs.queued} queued.",
+                f"{finished_items} of {obs.total} files finished"
+                + (f" ({obs.compiles} compile)" if spec.verify.enabled else "")
+                + f", {obs.in_flight} in flight, {obs.queued} queued.",
             )
         )
 
@@ -219,14 +246,18 @@ def compute_job_status(
             "done": obs.done,
             "failed": obs.failed,
             "cached": obs.cached,
+            "compiles": obs.compiles,
+            "translated": max(obs.done - obs.compiles, 0),
             "queued": obs.queued,
             "inFlight": obs.in_flight,
         },
         "progressPercent": min(100, (finished_items * 100) // obs.total) if obs.total else 0,
+        "verifiedPercent": min(100, (obs.compiles * 100) // obs.total) if obs.total and spec.verify.enabled else 0,
         "cost": {
             "spent": money(spent),
             "gpuSeconds": round(obs.gpu_seconds),
             "perItem": money(spent / finished_items) if finished_items else None,
+            "tokens": obs.tokens,
         },
         "etaSeconds": eta,
         "failedItems": sorted(f"{p}: {r}"[:1024] for p, r in obs.failed_items.items())[:MAX_FAILED_ITEMS_IN_STATUS],
@@ -278,16 +309,31 @@ class RateTracker:
         return (n1 - n0) / (t1 - t0)
 
 
-def report(plan: Sequence[Any], done_ids: set[str], failed: dict[str, str], totals: dict[str, Any]) -> dict[str, Any]:
-    """The per-file report written to S3 when the job ends."""
+def report(
+    plan: Sequence[Any],
+    done_ids: set[str],
+    failed: dict[str, str],
+    totals: dict[str, Any],
+    compiled_ids: set[str] | None = None,
+    diagnostics: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """The per-file report written to S3 when the job ends: each file's outcome (compiles, translated with the
+    compiler's first diagnostics when it was checked, failed with the reason, or missing) and the totals."""
+    compiled_ids = compiled_ids or set()
+    diagnostics = diagnostics or {}
     files = []
     for item in plan:
+        entry: dict[str, Any] = {"path": item.relative_path}
         if item.item_id in failed:
-            files.append({"path": item.relative_path, "outcome": "failed", "reason": failed[item.item_id]})
+            entry.update(outcome=Outcome.FAILED.value, reason=failed[item.item_id])
         elif item.item_id in done_ids:
-            files.append({"path": item.relative_path, "outcome": "translated", "output": item.output_key})
+            outcome = Outcome.COMPILES if item.item_id in compiled_ids else Outcome.TRANSLATED
+            entry.update(outcome=outcome.value, output=item.output_key)
+            if item.item_id in diagnostics:
+                entry["diagnostics"] = diagnostics[item.item_id]
         else:
-            files.append({"path": item.relative_path, "outcome": "missing"})
+            entry["outcome"] = "missing"
+        files.append(entry)
     return {"totals": totals, "files": files}
 
 

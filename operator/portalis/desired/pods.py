@@ -167,6 +167,7 @@ def worker_env(spec: TranslationClusterSpec, owner: Owner) -> list[dict[str, Any
         {"name": "PORTALIS_ENGINE", "value": str(spec.engine.name)},
         {"name": "PORTALIS_ENGINE_TIMEOUT_SECONDS", "value": str(spec.engine.timeout_seconds)},
         {"name": "PORTALIS_ENGINE_MAX_BATCH_SIZE", "value": str(spec.engine.max_batch_size)},
+        {"name": "PORTALIS_ENGINE_REPAIR_ATTEMPTS", "value": str(spec.engine.repair_attempts)},
         {"name": "PORTALIS_GPUS_PER_WORKER", "value": str(spec.workers.gpus_per_worker)},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},

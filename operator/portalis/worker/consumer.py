@@ -2,11 +2,15 @@
 
 A plain library, so the same loop runs inside a Ray translator actor (``ray_driver``), as a local process
 (``local``) and in tests. For each item: read the source from S3, look in the result cache, else call the engine;
-write the translation to the item's deterministic output key *before* acknowledging it, so a redelivered item
+check the translation with the target's compiler (when the job verifies; an engine that can repair is shown the
+diagnostics and asked again, up to its ``repair_attempts``); write the translation to the item's deterministic
+output key *before* acknowledging it, so a redelivered item
 overwrites the same object instead of adding a second one; then ``complete`` it with the GPU-seconds it used
 (wall time x the GPUs this worker holds). Problems that retrying cannot fix (missing or unreadable source, not
-UTF-8, too large, an unsupported construct) fail the item at once; transient ones leave it for redelivery. What
-each item took and how it ended goes to a ``StatsRecorder``, which the process serves as Prometheus metrics.
+UTF-8, too large, an unsupported construct) fail the item at once; transient ones (a compile check that cannot run
+here among them) leave it for redelivery. Each file ends as ``compiles``, ``translated`` (written, does not compile,
+with the compiler's first diagnostics) or ``failed``. What each item took and how it ended goes to a
+``StatsRecorder``, which the process serves as Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -14,16 +18,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import redis
 
+from portalis.api.v1alpha1.job import Outcome
 from portalis.clients.queue import Delivery, RedisQueue
 from portalis.clients.store import Store, StoreError
-from portalis.desired.plan import DEFAULT_MAX_FILE_BYTES
-from portalis.worker.cache import ResultCache, source_sha256
-from portalis.worker.engines.base import Engine, Source
+from portalis.desired.plan import DEFAULT_MAX_FILE_BYTES, output_key
+from portalis.worker.cache import UNVERIFIED, CachedAnswer, ResultCache, source_sha256
+from portalis.worker.engines.base import Engine, EngineError, Repairer, Source, Translation, output_extension
 from portalis.worker.metrics import StatsRecorder
+from portalis.worker.verify import Checkers, CheckUnavailable, Verdict
 
 log = logging.getLogger("portalis.worker")
 
@@ -35,6 +43,30 @@ PERMANENT_WRITE_ERRORS = ("NoSuchBucket", "AccessDenied")
 HEARTBEAT_TTL_SECONDS = 10
 
 DONE, CACHED, FAILED, RETRY = "done", "cached", "failed", "retry"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A translation ready to write: its text, what the compile check said and what it cost."""
+
+    text: str
+    outcome: str  # "compiles", "translated", or UNVERIFIED when the job does not check
+    diagnostics: tuple[str, ...] = ()
+    repair_rounds: int = 0
+    tokens: int = 0
+
+    @property
+    def verdict(self) -> str:
+        """The class counted for the job: "compiles", "translated", or "" (not checked)."""
+        return "" if self.outcome == UNVERIFIED else self.outcome
+
+
+def _repair(engine: Repairer, source: Source, previous: str, diagnostics: Sequence[str]) -> list[Translation]:
+    return [engine.repair(source, previous, diagnostics)]
+
+
+class _Retry(Exception):
+    """A transient problem: leave the item for another attempt."""
 
 
 def count_lines(text: str) -> int:
@@ -55,6 +87,14 @@ def _read_reason(exc: StoreError, where: str) -> str:
     return f"source unreadable: {exc}"
 
 
+class _Failed(Exception):
+    """The engine cannot translate the file: fail the item for good."""
+
+    def __init__(self, reason: str, tokens: int = 0) -> None:
+        super().__init__(reason)
+        self.tokens = tokens
+
+
 class Worker:
     """Translates items from one cluster's queue; one Worker per thread or actor."""
 
@@ -72,8 +112,10 @@ class Worker:
         take_block_ms: int = 1000,
         heartbeat_ttl_seconds: int = HEARTBEAT_TTL_SECONDS,
         stats: StatsRecorder | None = None,
+        checkers: Checkers | None = None,
     ) -> None:
         self.queue = queue
+        self.checkers = checkers if checkers is not None else Checkers()
         self.store = store
         self.cache = cache
         self.engine = engine
@@ -115,15 +157,18 @@ class Worker:
             return self._fail(d, f"not UTF-8 text: {item.source_key} (invalid byte at offset {exc.start})")
         lines = count_lines(text)
         engine_name, engine_version = self.engine.name, self.engine.version
-        cached = self.cache.get(engine_name, engine_version, item.target_language, text)
+        cached = self.cache.get(engine_name, engine_version, item.target_language, text, self._servable(item.verify))
         self.stats.observe_cache(engine_name, hit=cached is not None)
         if cached is not None:
-            failed = self._write(d, text, cached)
+            answer = Answer(cached.text, cached.outcome, cached.diagnostics)
+            failed = self._write(d, text, answer)
             if failed is not None:
                 return failed
             gpu_seconds = (self.clock() - start) * self.gpus
-            self.queue.complete(d, CACHED, gpu_seconds=gpu_seconds, lines=lines)
-            self.stats.observe_lines(engine_name, lines)
+            self.queue.complete(
+                d, CACHED, gpu_seconds=gpu_seconds, lines=lines, verdict=answer.verdict, diagnostics=answer.diagnostics
+            )
+            self._observe(answer, lines)
             log.info("item %s of job %s: %s served from the result cache", item.item_id, item.job_name, item.path)
             return CACHED
         source = Source(
@@ -133,45 +178,114 @@ class Worker:
             target_language=item.target_language,
         )
         try:
-            results = self.engine.translate([source])
-        except Exception as exc:  # an engine bug or outage must not take the worker down
-            log.warning("item %s of job %s: engine %s raised: %s", item.item_id, item.job_name, engine_name, exc)
-            return self._retry(d, f"engine {engine_name} raised {type(exc).__name__}: {exc}")
-        if len(results) != 1:
-            return self._retry(d, f"engine {engine_name} returned {len(results)} results for 1 source")
-        result = results[0]
-        if not result.ok:
-            reason = f"{engine_name} could not translate {item.path}: {result.error or 'no reason given'}"
-            if result.permanent:
-                return self._fail(d, reason)
-            return self._retry(d, reason)
-        failed = self._write(d, text, result.text)
-        if failed is not None:
-            return failed
-        self.cache.put(engine_name, engine_version, item.target_language, text, result.text)
+            answer = self._translate(source, verify=item.verify)
+        except _Retry as retry:
+            return self._retry(d, str(retry))
+        except _Failed as engine_failed:
+            return self._fail(d, str(engine_failed))
+        not_written = self._write(d, text, answer)
+        if not_written is not None:
+            return not_written
+        self.cache.put(
+            engine_name,
+            engine_version,
+            item.target_language,
+            text,
+            CachedAnswer(answer.text, answer.outcome, answer.diagnostics),
+        )
         elapsed = self.clock() - start
-        counted = self.queue.complete(d, DONE, gpu_seconds=elapsed * self.gpus, lines=lines)
-        self.stats.observe_lines(engine_name, lines)
+        counted = self.queue.complete(
+            d,
+            DONE,
+            gpu_seconds=elapsed * self.gpus,
+            lines=lines,
+            verdict=answer.verdict,
+            diagnostics=answer.diagnostics,
+            tokens=answer.tokens,
+        )
+        self._observe(answer, lines)
         log.info(
-            "item %s of job %s: translated %s (%d lines) in %.2fs%s",
+            "item %s of job %s: %s (%d lines) %s in %.2fs%s%s",
             item.item_id,
             item.job_name,
             item.path,
             lines,
+            answer.outcome,
             elapsed,
+            f" after {answer.repair_rounds} repair rounds" if answer.repair_rounds else "",
             "" if counted else " (already counted by an earlier delivery)",
         )
         return DONE
 
-    def _write(self, d: Delivery, source_text: str, translated: str) -> str | None:
+    def _servable(self, verify: bool) -> list[str]:
+        """The cached outcomes this item may be answered with, best first. A job that checks its outputs takes
+        only checked answers, and an engine that repairs gets another go at one that did not compile."""
+        if not verify:
+            return [Outcome.COMPILES, Outcome.TRANSLATED, UNVERIFIED]
+        if isinstance(self.engine, Repairer) and self.engine.repair_attempts > 0:
+            return [Outcome.COMPILES]
+        return [Outcome.COMPILES, Outcome.TRANSLATED]
+
+    def _translate(self, source: Source, verify: bool) -> Answer:
+        """Translate ``source``, check it and, with an engine that repairs, correct it while it does not compile.
+        Raises _Retry or _Failed."""
+        engine_name = self.engine.name
+        result = self._call(lambda: self.engine.translate([source]))
+        tokens = result.tokens
+        if not result.ok:
+            reason = f"{engine_name} could not translate {source.path}: {result.error or 'no reason given'}"
+            if result.permanent:
+                raise _Failed(reason, tokens)
+            raise _Retry(reason)
+        if not verify:
+            return Answer(result.text, UNVERIFIED, tokens=tokens)
+        text, verdict = result.text, self._check(source, result.text)
+        rounds = 0
+        while not verdict.compiles and isinstance(self.engine, Repairer) and rounds < self.engine.repair_attempts:
+            rounds += 1
+            fixed = self._call(partial(_repair, self.engine, source, text, verdict.diagnostics))
+            tokens += fixed.tokens
+            if not fixed.ok:
+                log.info("%s: repair round %d gave no file: %s", source.path, rounds, fixed.error)
+                break
+            text, verdict = fixed.text, self._check(source, fixed.text)
+        return Answer(text, verdict.outcome, verdict.diagnostics, repair_rounds=rounds, tokens=tokens)
+
+    def _call(self, call: Callable[[], list[Translation]]) -> Translation:
+        """One engine call for one source; an engine that raises or answers oddly makes the item retry."""
+        engine_name = self.engine.name
+        try:
+            results = call()
+        except Exception as exc:  # an engine bug or outage must not take the worker down
+            log.warning("engine %s raised: %s", engine_name, exc)
+            raise _Retry(f"engine {engine_name} raised {type(exc).__name__}: {exc}") from None
+        if len(results) != 1:
+            raise _Retry(f"engine {engine_name} returned {len(results)} results for 1 source")
+        return results[0]
+
+    def _check(self, source: Source, text: str) -> Verdict:
+        """The compiler's verdict on ``text``, its diagnostics naming the file as its output is named."""
+        try:
+            extension = output_extension(source.target_language)
+            return self.checkers.check(source.target_language, output_key("", source.path, extension), text)
+        except (CheckUnavailable, EngineError) as exc:
+            raise _Retry(f"cannot check the {source.target_language} output of {source.path} here: {exc}") from None
+
+    def _observe(self, answer: Answer, lines: int) -> None:
+        self.stats.observe_lines(self.engine.name, lines)
+        outcome = Outcome.TRANSLATED if answer.outcome == UNVERIFIED else answer.outcome
+        self.stats.observe_file(self.engine.name, outcome, answer.repair_rounds, answer.tokens)
+
+    def _write(self, d: Delivery, source_text: str, answer: Answer) -> str | None:
         item = d.item
         metadata = {
             "source-sha256": source_sha256(source_text),
             "engine": self.engine.name,
             "engine-version": self.engine.version,
+            "outcome": answer.outcome,
         }
         try:
-            self.store.put_bytes(item.output_bucket, item.output_key, translated.encode("utf-8"), metadata=metadata)
+            self.store.put_bytes(item.output_bucket, item.output_key, answer.text.encode("utf-8"), metadata=metadata)
         except StoreError as exc:
             where = f"s3://{item.output_bucket}/{item.output_key}"
             if exc.reason in PERMANENT_WRITE_ERRORS:
@@ -180,6 +294,7 @@ class Worker:
         return None
 
     def _fail(self, d: Delivery, reason: str) -> str:
+        self.stats.observe_file(self.engine.name, Outcome.FAILED)
         log.warning("item %s of job %s failed: %s", d.item.item_id, d.item.job_name, reason)
         self.queue.fail(d, reason)
         return FAILED

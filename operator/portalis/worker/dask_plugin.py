@@ -32,6 +32,7 @@ from portalis.worker.local import (
     serve_metrics,
 )
 from portalis.worker.metrics import StatsRecorder
+from portalis.worker.verify import Checkers
 
 log = logging.getLogger("portalis.worker.dask")
 
@@ -95,10 +96,14 @@ def start(
     queue = build_queue(settings)
     queue.ensure_groups()
     store = store or Store.from_env()
+    checkers = Checkers()
     workers = [
-        build_worker(settings, f"{name}/{i}", queue=queue, store=store, engine_factory=engine_factory, stats=stats)
+        build_worker(
+            settings, f"{name}/{i}", queue=queue, store=store, engine_factory=engine_factory, stats=stats,
+            checkers=checkers,
+        )
         for i in range(count)
-    ]
+    ]  # fmt: skip
     stop = threading.Event()
     threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True) for w in workers]
     for t in threads:

@@ -29,6 +29,7 @@ from portalis.worker.cache import DEFAULT_TTL_SECONDS, ResultCache
 from portalis.worker.consumer import Worker
 from portalis.worker.engines import ENV_SETTINGS, Engine, EngineError, load_engine
 from portalis.worker.metrics import StatsRecorder, serve
+from portalis.worker.verify import Checkers
 
 log = logging.getLogger("portalis.worker")
 
@@ -82,8 +83,10 @@ def build_worker(
     store: Store | None = None,
     engine_factory: EngineFactory | None = None,
     stats: StatsRecorder | None = None,
+    checkers: Checkers | None = None,
 ) -> Worker:
-    """A Worker for ``settings``; queue, store and stats may be shared between the workers of one process."""
+    """A Worker for ``settings``; queue, store, stats and checkers may be shared between the workers of one
+    process."""
     queue = queue or build_queue(settings)
     engine = engine_factory() if engine_factory is not None else load_configured_engine(settings)
     return Worker(
@@ -96,6 +99,7 @@ def build_worker(
         max_file_bytes=settings.max_file_bytes,
         take_block_ms=settings.take_block_ms,
         stats=stats,
+        checkers=checkers,
     )
 
 
@@ -224,8 +228,17 @@ def run_workers(
     queue.ensure_groups()
     store = store or Store.from_env()
     stats = stats if stats is not None else StatsRecorder()
+    checkers = Checkers()
     workers = [
-        build_worker(settings, f"{name}/{i}", queue=queue, store=store, engine_factory=engine_factory, stats=stats)
+        build_worker(
+            settings,
+            f"{name}/{i}",
+            queue=queue,
+            store=store,
+            engine_factory=engine_factory,
+            stats=stats,
+            checkers=checkers,
+        )
         for i in range(concurrency)
     ]
     threads = [

@@ -1,7 +1,8 @@
 """Prometheus metrics of the data plane (names ``portalis_*``, units in the names).
 
 Where it sits: the worker loop (``consumer.Worker``) records what each item took, how it ended, whether the result
-cache had it and how many source lines it translated into a ``StatsRecorder``. The process that serves ``/metrics``
+cache had it, how many source lines it translated, how its file ended (compiles, translated, failed), the repair
+rounds it took and the model tokens it used into a ``StatsRecorder``. The process that serves ``/metrics``
 (``portalis worker run``, or the Ray driver sidecar in the head pod) exposes its recorder through a
 ``WorkerCollector``, labelled with the TranslationCluster's namespace and name. A Ray translator actor runs on a
 worker pod with a recorder of its own; the driver drains it every few seconds and adds what it got to the
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import start_http_server
@@ -32,10 +33,14 @@ DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 OUTCOMES: tuple[str, ...] = ("done", "cached", "failed", "retry")  # what consumer.Worker.process returns
 CACHE_RESULTS: tuple[str, ...] = ("hit", "miss")
+FILE_OUTCOMES: tuple[str, ...] = ("compiles", "translated", "failed")  # api.v1alpha1.job.Outcome
 
 DURATION = "portalis_translation_duration_seconds"
 CACHE_LOOKUPS = "portalis_result_cache_lookups"
 SOURCE_LINES = "portalis_translated_source_lines"
+FILES = "portalis_translated_files"
+REPAIR_ROUNDS = "portalis_repair_rounds"
+ENGINE_TOKENS = "portalis_engine_tokens"
 
 
 def bucket_index(seconds: float, bounds: tuple[float, ...] = DURATION_BUCKETS) -> int:
@@ -57,6 +62,9 @@ class WorkerStats:
     duration_sums: dict[tuple[str, str], float] = field(default_factory=dict)
     cache_lookups: dict[tuple[str, str], int] = field(default_factory=dict)  # (engine, hit|miss) -> count
     source_lines: dict[str, int] = field(default_factory=dict)  # engine -> lines
+    files: dict[tuple[str, str], int] = field(default_factory=dict)  # (engine, compiles|translated|failed) -> count
+    repair_rounds: dict[str, int] = field(default_factory=dict)  # engine -> rounds
+    tokens: dict[str, int] = field(default_factory=dict)  # engine -> model tokens
 
     def prime(self, engine: str) -> None:
         """Every series of ``engine`` at zero, leaving counts already there alone."""
@@ -66,6 +74,16 @@ class WorkerStats:
         for result in CACHE_RESULTS:
             self.cache_lookups.setdefault((engine, result), 0)
         self.source_lines.setdefault(engine, 0)
+        for outcome in FILE_OUTCOMES:
+            self.files.setdefault((engine, outcome), 0)
+        self.repair_rounds.setdefault(engine, 0)
+        self.tokens.setdefault(engine, 0)
+
+    def observe_file(self, engine: str, outcome: str, repair_rounds: int = 0, tokens: int = 0) -> None:
+        """A file finished as ``outcome`` after ``repair_rounds`` rounds, using ``tokens`` model tokens."""
+        self.files[(engine, outcome)] = self.files.get((engine, outcome), 0) + 1
+        self.repair_rounds[engine] = self.repair_rounds.get(engine, 0) + max(repair_rounds, 0)
+        self.tokens[engine] = self.tokens.get(engine, 0) + max(tokens, 0)
 
     def observe_item(self, engine: str, outcome: str, seconds: float) -> None:
         key = (engine, outcome)
@@ -91,13 +109,21 @@ class WorkerStats:
             self.cache_lookups[key] = self.cache_lookups.get(key, 0) + n
         for engine, n in other.source_lines.items():
             self.source_lines[engine] = self.source_lines.get(engine, 0) + n
+        for key, n in other.files.items():
+            self.files[key] = self.files.get(key, 0) + n
+        for engine, n in other.repair_rounds.items():
+            self.repair_rounds[engine] = self.repair_rounds.get(engine, 0) + n
+        for engine, n in other.tokens.items():
+            self.tokens[engine] = self.tokens.get(engine, 0) + n
 
     def items(self, outcome: str | None = None) -> int:
         """Items observed, of one outcome or of all."""
         return sum(sum(c) for (_, o), c in self.durations.items() if outcome is None or o == outcome)
 
     def empty(self) -> bool:
-        return not (self.durations or self.cache_lookups or self.source_lines)
+        return not (
+            self.durations or self.cache_lookups or self.source_lines or self.files or self.repair_rounds or self.tokens
+        )
 
 
 class StatsRecorder:
@@ -122,6 +148,10 @@ class StatsRecorder:
     def observe_lines(self, engine: str, lines: int) -> None:
         with self._lock:
             self._stats.observe_lines(engine, lines)
+
+    def observe_file(self, engine: str, outcome: str, repair_rounds: int = 0, tokens: int = 0) -> None:
+        with self._lock:
+            self._stats.observe_file(engine, outcome, repair_rounds, tokens)
 
     def merge(self, stats: WorkerStats) -> None:
         with self._lock:
@@ -152,21 +182,63 @@ def build_metric_families(stats: WorkerStats, namespace: str, cluster: str) -> l
             cumulative += n
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
         duration.add_metric([namespace, cluster, engine, outcome], buckets, stats.duration_sums[(engine, outcome)])
-    lookups = CounterMetricFamily(
-        CACHE_LOOKUPS,
-        "Result cache lookups by the workers, by engine and result (hit or miss).",
-        labels=["namespace", "cluster", "engine", "result"],
-    )
-    for (engine, result), n in sorted(stats.cache_lookups.items()):
-        lookups.add_metric([namespace, cluster, engine, result], float(n))
-    lines = CounterMetricFamily(
-        SOURCE_LINES,
-        "Source lines of the items the workers translated or took from the result cache, by engine.",
-        labels=["namespace", "cluster", "engine"],
-    )
-    for engine, n in sorted(stats.source_lines.items()):
-        lines.add_metric([namespace, cluster, engine], float(n))
-    return [duration, lookups, lines]
+    scope = (namespace, cluster)
+    return [
+        duration,
+        _counter(
+            CACHE_LOOKUPS,
+            "Result cache lookups by the workers, by engine and result (hit or miss).",
+            ["result"],
+            stats.cache_lookups,
+            scope,
+        ),
+        _counter(
+            SOURCE_LINES,
+            "Source lines of the items the workers translated or took from the result cache, by engine.",
+            [],
+            stats.source_lines,
+            scope,
+        ),
+        _counter(
+            FILES,
+            "Files the workers finished, by engine and outcome: compiles (the target's compiler accepts the "
+            "output), translated (written, does not compile or was not checked) or failed (no output).",
+            ["outcome"],
+            stats.files,
+            scope,
+        ),
+        _counter(
+            REPAIR_ROUNDS,
+            "Rounds in which an engine was shown the compiler's diagnostics and asked for a corrected file, by engine.",
+            [],
+            stats.repair_rounds,
+            scope,
+        ),
+        _counter(
+            ENGINE_TOKENS,
+            "Model tokens (prompt and completion, repair rounds included) of the files the workers finished, by "
+            "engine.",
+            [],
+            stats.tokens,
+            scope,
+        ),
+    ]
+
+
+def _counter(
+    name: str,
+    documentation: str,
+    labels: list[str],
+    series: Mapping[str, int] | Mapping[tuple[str, str], int],
+    scope: tuple[str, str],
+) -> CounterMetricFamily:
+    """A counter family labelled namespace, cluster, engine and ``labels``, from counts keyed by the engine
+    (or by the engine and the one further label)."""
+    family = CounterMetricFamily(name, documentation, labels=["namespace", "cluster", "engine", *labels])
+    for key, n in sorted(series.items()):
+        values: list[str] = list(key) if isinstance(key, tuple) else [str(key)]
+        family.add_metric([*scope, *values], float(n))
+    return family
 
 
 class WorkerCollector(Collector):

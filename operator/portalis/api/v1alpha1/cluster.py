@@ -166,6 +166,16 @@ class EngineSpec(SpecModel):
     max_batch_size: int = Field(
         default=16, ge=1, le=1024, description="Most items a worker sends to the engine in one batch."
     )
+    repair_attempts: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description=(
+            "Rounds in which the openai engine is shown the compiler's diagnostics on its translation and asked "
+            "for a corrected one, while the file does not compile; each round's tokens and GPU time count in the "
+            "job's cost. 0 turns repair off; py2many, which is deterministic, never repairs."
+        ),
+    )
 
     @model_validator(mode="after")
     def _openai_needs_endpoint_and_model(self) -> EngineSpec:

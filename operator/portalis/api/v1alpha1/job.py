@@ -31,6 +31,7 @@ from portalis.api.v1alpha1.common import (
     StatusModel,
     Timestamp,
     cel,
+    defaulted,
     immutable,
     validations,
 )
@@ -62,6 +63,22 @@ class JobPhase(StrEnum):
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+
+
+class Outcome(StrEnum):
+    """How a file of a job ended: its translation compiles with the target's toolchain, it was written but does
+    not compile (the compiler's first diagnostics are kept), or the engine could not translate it."""
+
+    COMPILES = "compiles"
+    TRANSLATED = "translated"
+    FAILED = "failed"
+
+
+class CountAsFailed(StrEnum):
+    """Which files count against maxFailedItems."""
+
+    FAILED = "Failed"
+    NOT_COMPILING = "NotCompiling"
 
 
 class JobConditionType(StrEnum):
@@ -132,6 +149,28 @@ class OutputSpec(SpecModel):
     prefix: KeyPrefix | None = Field(
         default=None,
         description="Key prefix for the outputs; unset means translations/<namespace>/<job name>/.",
+    )
+
+
+class VerifySpec(SpecModel):
+    """Whether each translation is checked with the target's own compiler, and what a file that does not compile
+    counts as."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Check every written translation with the target language's toolchain (Rust: cargo check, Go: go "
+            "build, C++: the compiler's syntax check). A file then ends as compiles, translated (written, does not "
+            "compile, with the compiler's first diagnostics in the report) or failed. Off: written files count as "
+            "translated and are not checked."
+        ),
+    )
+    count_as_failed: CountAsFailed = Field(
+        default=CountAsFailed.FAILED,
+        description=(
+            "Which files count against maxFailedItems: Failed (only files the engine could not translate) or "
+            "NotCompiling (those and the files written that do not compile)."
+        ),
     )
 
 
@@ -207,6 +246,9 @@ class TranslationJobSpec(SpecModel):
             "name in status and in the report either way."
         ),
     )
+    verify: VerifySpec = defaulted(
+        VerifySpec, "Whether translations are checked with the target's compiler and which outcome counts as failed."
+    )
     suspend: bool = Field(
         default=False, description="Hold the job's queued items; items in flight finish. Set back to false to resume."
     )
@@ -222,9 +264,19 @@ class ItemsStatus(StatusModel):
     """Work items of the job (one per source file) by state."""
 
     total: int = Field(default=0, ge=0, description="Items in the plan.")
-    done: int = Field(default=0, ge=0, description="Items translated and written, including cached ones.")
+    done: int = Field(
+        default=0, ge=0, description="Items translated and written, including cached ones: compiles plus translated."
+    )
     failed: int = Field(default=0, ge=0, description="Items that failed maxAttemptsPerItem times.")
     cached: int = Field(default=0, ge=0, description="Items answered from the result cache without an engine call.")
+    compiles: int = Field(
+        default=0, ge=0, description="Items whose translation the target's compiler accepted (part of done)."
+    )
+    translated: int = Field(
+        default=0,
+        ge=0,
+        description="Items written whose translation does not compile, or was not checked (part of done).",
+    )
     queued: int = Field(default=0, ge=0, description="Items waiting in the queue.")
     in_flight: int = Field(default=0, ge=0, description="Items a worker is translating now.")
 
@@ -236,6 +288,9 @@ class CostStatus(StatusModel):
     gpu_seconds: int = Field(default=0, ge=0, description="GPU-seconds the job's items used.")
     per_item: Annotated[str, Field(max_length=32)] | None = Field(
         default=None, description="Average spend per finished item."
+    )
+    tokens: int = Field(
+        default=0, ge=0, description="Model tokens (prompt and completion, repair rounds included) the items used."
     )
 
 
@@ -255,6 +310,12 @@ class TranslationJobStatus(StatusModel):
     items: ItemsStatus | None = Field(default=None, description="Work items by state.")
     progress_percent: int = Field(
         default=0, ge=0, le=100, description="Finished items (done and failed) as a percentage of the total."
+    )
+    verified_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Items whose translation compiles as a percentage of the total (0 while verification is off).",
     )
     cost: CostStatus | None = Field(default=None, description="Spend and GPU time so far.")
     eta_seconds: int | None = Field(
@@ -293,6 +354,7 @@ class TranslationJob(ResourceModel):
             PrinterColumn("Progress", "integer", ".status.progressPercent", "Percent of items finished."),
             PrinterColumn("Done", "integer", ".status.items.done", "Items translated."),
             PrinterColumn("Total", "integer", ".status.items.total", "Items in the plan."),
+            PrinterColumn("Compiles", "integer", ".status.verifiedPercent", "Percent of the files that compile."),
             PrinterColumn("Cost", "string", ".status.cost.spent", "Spend so far."),
             PrinterColumn("ETA", "integer", ".status.etaSeconds", "Estimated seconds to finish."),
             PrinterColumn("Status", "string", ".status.phase", "Phase of the job."),

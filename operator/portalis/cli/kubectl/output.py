@@ -105,14 +105,14 @@ def conditions_needing_attention(obj: Mapping[str, Any]) -> list[dict[str, Any]]
 
 
 def progress_line(status: Mapping[str, Any]) -> str:
-    """One line of a job's progress: bar, percent, done/total, failed, ETA and phase."""
+    """One line of a job's progress: bar, percent, done/total, how many compile, failed, ETA and phase."""
     items = status.get("items") or {}
     pct = int(status.get("progressPercent") or 0)
     phase = status.get("phase") or "Pending"
     eta = "-" if phase in TERMINAL_PHASES else format_duration(status.get("etaSeconds"))
     return (
         f"{progress_bar(pct)} {pct:3d}%  {int(items.get('done') or 0)}/{int(items.get('total') or 0)} done"
-        f"  {int(items.get('failed') or 0)} failed  ETA {eta}  {phase}"
+        f"  {int(items.get('compiles') or 0)} compile  {int(items.get('failed') or 0)} failed  ETA {eta}  {phase}"
     )
 
 

@@ -49,6 +49,7 @@ def job_row(tj: Mapping[str, Any], with_namespace: bool) -> list[str]:
         spec.get("priority") or "Batch",
         f"{progress_bar(pct)} {pct}%",
         f"{int(items.get('done') or 0)}/{int(items.get('total') or 0)}",
+        f"{int(items.get('compiles') or 0)} ({int(st.get('verifiedPercent') or 0)}%)",
         format_money((st.get("cost") or {}).get("spent")),
         "-" if st.get("phase") in TERMINAL_PHASES else format_duration(st.get("etaSeconds")),
         st.get("phase") or "Pending",
@@ -56,7 +57,7 @@ def job_row(tj: Mapping[str, Any], with_namespace: bool) -> list[str]:
     return [meta.get("namespace", ""), *row] if with_namespace else row
 
 
-JOB_HEADERS = ["JOB", "CLUSTER", "PRIORITY", "PROGRESS", "DONE/TOTAL", "COST", "ETA", "PHASE"]
+JOB_HEADERS = ["JOB", "CLUSTER", "PRIORITY", "PROGRESS", "DONE/TOTAL", "COMPILES", "COST", "ETA", "PHASE"]
 
 
 def render_status(clusters: Sequence[Mapping[str, Any]], jobs: Sequence[Mapping[str, Any]], all_ns: bool) -> str:

@@ -318,14 +318,16 @@ def follow_job(api: Api, namespace: str, name: str, out: TextIO, timeout: float 
 
 
 def final_summary(namespace: str, name: str, status: Mapping[str, Any]) -> str:
-    """What a finished job did: outcome, counts, cost, where the output is, and the files that failed."""
+    """What a finished job did: how many files compile, were written without compiling and failed, the cost,
+    where the output is, and the files that failed."""
     items = status.get("items") or {}
     cost = status.get("cost") or {}
+    done, compiles = int(items.get("done") or 0), int(items.get("compiles") or 0)
     lines = [
-        f"job {namespace}/{name} {status.get('phase')}: {int(items.get('done') or 0)} of "
-        f"{int(items.get('total') or 0)} files translated ({int(items.get('cached') or 0)} from the cache), "
-        f"{int(items.get('failed') or 0)} failed; cost {format_money(cost.get('spent'))} "
-        f"({int(cost.get('gpuSeconds') or 0)} GPU-seconds)",
+        f"job {namespace}/{name} {status.get('phase')}: {compiles} of {int(items.get('total') or 0)} files compile "
+        f"({int(status.get('verifiedPercent') or 0)}%), {done - compiles} more written that do not or were not "
+        f"checked ({int(items.get('cached') or 0)} from the cache), {int(items.get('failed') or 0)} failed; "
+        f"cost {format_money(cost.get('spent'))} ({int(cost.get('gpuSeconds') or 0)} GPU-seconds)",
         f"output: {status.get('outputLocation') or '-'}",
     ]
     if status.get("reportLocation"):

@@ -10,10 +10,12 @@ Keys (the ``{namespace/cluster}`` hash tag keeps a cluster's queue keys in one R
     portalis:{ns/cluster}:dlq            dead-lettered items with their reason
     portalis:{ns/cluster}:hb:<worker>    worker heartbeat (JSON, expires)
     portalis:{ns/cluster}:cancelled      sorted set of cancelled job uids (score: when)
-    portalis:job:<uid>:stats             hash: done, failed, cached, gpu_ms, lines
+    portalis:job:<uid>:stats             hash: done, failed, cached, compiles, gpu_ms, lines, tokens
     portalis:job:<uid>:done              set of item ids counted as done
     portalis:job:<uid>:failed            hash: item id -> reason
     portalis:job:<uid>:errors            hash: item id -> last transient error (named in the dead-letter reason)
+    portalis:job:<uid>:diagnostics       hash: item id -> JSON list of the compiler's first errors on its output
+    portalis:job:<uid>:compiles          set of item ids whose output the target's compiler accepted
     portalis:job:<uid>:gpu_hours         hash: UTC epoch hour -> GPU milliseconds of items finished in it
     portalis:job:<uid>:enqueued          items enqueued so far (the next plan index to enqueue)
     portalis:job:<uid>:epoch             set on first enqueue; missing while the job runs means the queue was lost

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
@@ -169,10 +170,23 @@ class Consuming(QueueBase):
 
     # --- outcomes ---
 
-    def complete(self, d: Delivery, outcome: str, gpu_seconds: float, lines: int = 0) -> bool:
+    def complete(
+        self,
+        d: Delivery,
+        outcome: str,
+        gpu_seconds: float,
+        lines: int = 0,
+        *,
+        verdict: str = "",
+        diagnostics: Sequence[str] = (),
+        tokens: int = 0,
+    ) -> bool:
         """Count the item as done (``outcome`` "done" or "cached") once, and acknowledge its entry.
 
-        Returns False when the item was already counted (a duplicate delivery); the entry is acknowledged anyway.
+        ``verdict`` is what the compile check said ("compiles", "translated", or "" when the job does not check),
+        ``diagnostics`` the compiler's first errors and ``tokens`` the model tokens the item used; they are
+        counted with the item, once. Returns False when the item was already counted (a duplicate delivery); the
+        entry is acknowledged anyway.
         """
         if outcome not in ("done", "cached"):
             raise ValueError(f"outcome must be 'done' or 'cached', not {outcome!r}")
@@ -185,6 +199,8 @@ class Consuming(QueueBase):
                 self.job_key(uid, "failed"),
                 self.job_key(uid, "gpu_hours"),
                 self.progress_key,
+                self.job_key(uid, "diagnostics"),
+                self.job_key(uid, "compiles"),
             ],
             args=[
                 item_id,
@@ -196,6 +212,9 @@ class Consuming(QueueBase):
                 int(time.time() // 3600),
                 uid,
                 PROGRESS_MAXLEN,
+                verdict,
+                max(0, int(tokens)),
+                json.dumps(list(diagnostics)) if diagnostics else "",
             ],
         )
         return bool(added)

@@ -5,7 +5,7 @@ Stream entries are flat string maps (``WorkItem.to_fields``); Redis hands back b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 PRIORITIES: tuple[str, ...] = ("Interactive", "Batch", "Training", "LowPriority")
@@ -45,6 +45,7 @@ class WorkItem:
     source_language: str = "python"
     target_language: str = "rust"
     relative_path: str = ""  # path inside the job's source prefix, as the engine sees it; "" means source_key
+    verify: bool = True  # check the output with the target's compiler (the job's spec.verify.enabled)
 
     def to_fields(self) -> dict[str, str]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
@@ -55,7 +56,12 @@ class WorkItem:
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in data:
-                kwargs[f.name] = int(data[f.name]) if f.name in ("size_bytes", "max_attempts") else data[f.name]
+                if f.name in ("size_bytes", "max_attempts"):
+                    kwargs[f.name] = int(data[f.name])
+                elif f.name == "verify":
+                    kwargs[f.name] = data[f.name].lower() in ("true", "1")
+                else:
+                    kwargs[f.name] = data[f.name]
         return cls(**kwargs)
 
     @property
@@ -92,3 +98,6 @@ class JobStats:
     failed_items: dict[str, str]
     enqueued: int
     epoch_present: bool
+    compiles: int = 0  # of done: outputs the target's compiler accepted
+    tokens: int = 0
+    diagnostics: dict[str, list[str]] = field(default_factory=dict)  # item id -> the compiler's first errors

@@ -3,6 +3,7 @@ rebuilding, cancelling and forgetting it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
@@ -64,7 +65,8 @@ class JobBook(QueueBase):
         pipe.hgetall(self.job_key(job_uid, "failed"))
         pipe.get(self.job_key(job_uid, "enqueued"))
         pipe.exists(self.job_key(job_uid, "epoch"))
-        stats_raw, failed_raw, enqueued, epoch = pipe.execute()
+        pipe.hgetall(self.job_key(job_uid, "diagnostics"))
+        stats_raw, failed_raw, enqueued, epoch, diagnostics_raw = pipe.execute()
         stats = {as_str(k): as_int(v) for k, v in stats_raw.items()}
         return JobStats(
             done=stats.get("done", 0),
@@ -75,6 +77,9 @@ class JobBook(QueueBase):
             failed_items={as_str(k): as_str(v) for k, v in failed_raw.items()},
             enqueued=as_int(enqueued),
             epoch_present=bool(epoch),
+            compiles=stats.get("compiles", 0),
+            tokens=stats.get("tokens", 0),
+            diagnostics={as_str(k): _diagnostics(v) for k, v in diagnostics_raw.items()},
         )
 
     def gpu_ms_by_hour(self, job_uid: str) -> dict[int, int]:
@@ -194,12 +199,26 @@ class JobBook(QueueBase):
         """Ids of the job's items counted as done."""
         return {as_str(i) for i in self.r.smembers(self.job_key(job_uid, "done"))}
 
+    def compiled_ids(self, job_uid: str) -> set[str]:
+        """Ids of the job's done items whose output the target's compiler accepted."""
+        return {as_str(i) for i in self.r.smembers(self.job_key(job_uid, "compiles"))}
+
     def forget_job(self, job_uid: str) -> None:
         """Delete the job's counters and sets (after ``cancel_job``), when its TranslationJob is deleted."""
         self.r.delete(
             *(
                 self.job_key(job_uid, what)
-                for what in ("stats", "done", "failed", "errors", "enqueued", "epoch", "gpu_hours")
+                for what in (
+                    "stats",
+                    "done",
+                    "failed",
+                    "errors",
+                    "enqueued",
+                    "epoch",
+                    "gpu_hours",
+                    "diagnostics",
+                    "compiles",
+                )
             )
         )
         self.r.hdel(self.jobs_key, job_uid)
@@ -207,3 +226,12 @@ class JobBook(QueueBase):
     def job_uids(self) -> dict[str, str]:
         """The jobs this queue holds items or counters for (until ``forget_job``): uid -> "namespace/name"."""
         return {as_str(u): as_str(n) for u, n in cast(dict[Any, Any], self.r.hgetall(self.jobs_key)).items()}
+
+
+def _diagnostics(raw: Any) -> list[str]:
+    """A diagnostics hash value: the JSON list the worker stored (anything else as one line)."""
+    try:
+        decoded = json.loads(as_str(raw))
+    except ValueError:
+        return [as_str(raw)]
+    return [str(d) for d in decoded] if isinstance(decoded, list) else [str(decoded)]

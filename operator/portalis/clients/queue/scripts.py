@@ -1,8 +1,9 @@
 """The queue's Lua scripts: each runs atomically on the Redis server, so a count and the acknowledgement it
 belongs with (or a check and the change it guards) can never be split by a crash or another client."""
 
-# KEYS: done set, stats hash, stream, failed hash, gpu-hours hash, progress stream
-# ARGV: item id, outcome, gpu ms, lines, group, entry id, epoch hour, job uid, progress maxlen
+# KEYS: done set, stats hash, stream, failed hash, gpu-hours hash, progress stream, diagnostics hash, compiles set
+# ARGV: item id, outcome, gpu ms, lines, group, entry id, epoch hour, job uid, progress maxlen, verdict
+# ("compiles", "translated" or ""), tokens, diagnostics (JSON, "" for none)
 COMPLETE = """
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'job', ARGV[8])
 local added = redis.call('SADD', KEYS[1], ARGV[1])
@@ -12,6 +13,12 @@ if added == 1 then
   redis.call('HINCRBY', KEYS[2], 'gpu_ms', ARGV[3])
   redis.call('HINCRBY', KEYS[2], 'lines', ARGV[4])
   redis.call('HINCRBY', KEYS[5], ARGV[7], ARGV[3])
+  if ARGV[10] == 'compiles' then
+    redis.call('HINCRBY', KEYS[2], 'compiles', 1)
+    redis.call('SADD', KEYS[8], ARGV[1])
+  end
+  if ARGV[11] ~= '0' then redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[11]) end
+  if ARGV[12] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[12]) end
   if redis.call('HDEL', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[2], 'failed', -1) end
 end
 redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])

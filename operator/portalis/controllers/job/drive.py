@@ -145,6 +145,8 @@ async def drive(
         done=stats.done,
         failed=stats.failed,
         cached=stats.cached,
+        compiles=stats.compiles,
+        tokens=stats.tokens,
         queued=max(total - finished_items - in_flight, 0),
         in_flight=in_flight,
         gpu_seconds=stats.gpu_seconds,
@@ -210,4 +212,5 @@ def work_item(job: Job, spec: TranslationJobSpec, item: PlanItem) -> WorkItem:
         source_language=str(spec.source_language),
         target_language=str(spec.target_language),
         relative_path=item.relative_path,
+        verify=spec.verify.enabled,
     )

@@ -114,11 +114,15 @@ def write_report(conns: ClusterConnections, job: Job, plan: list[PlanItem], stat
     totals = {
         "total": len(plan),
         "done": stats.done,
+        "compiles": stats.compiles,
+        "translated": stats.done - stats.compiles,
         "failed": stats.failed,
         "cached": stats.cached,
         "gpuSeconds": round(stats.gpu_seconds, 3),
+        "tokens": stats.tokens,
         "lines": stats.lines,
     }
     key = report_key(*job.key, job.uid)
-    conns.store.put_json(conns.bucket, key, report(plan, done_ids, stats.failed_items, totals))
+    body = report(plan, done_ids, stats.failed_items, totals, conns.queue.compiled_ids(job.uid), stats.diagnostics)
+    conns.store.put_json(conns.bucket, key, body)
     return s3_url(conns.bucket, key)

@@ -13,6 +13,7 @@ from portalis.worker.engines.base import (
     Engine,
     EngineError,
     EngineSettings,
+    Repairer,
     Source,
     Translation,
     output_extension,
@@ -28,6 +29,7 @@ ENV_SETTINGS: dict[str, str] = {
     "api_key": "PORTALIS_ENGINE_API_KEY",
     "timeout_seconds": "PORTALIS_ENGINE_TIMEOUT_SECONDS",
     "max_batch_size": "PORTALIS_ENGINE_MAX_BATCH_SIZE",
+    "repair_attempts": "PORTALIS_ENGINE_REPAIR_ATTEMPTS",
     "options": "PORTALIS_ENGINE_OPTIONS",
 }
 
@@ -39,6 +41,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "EngineSettings",
+    "Repairer",
     "Source",
     "Translation",
     "load_engine",
@@ -49,7 +52,7 @@ __all__ = [
 
 def load_engine(name: str, **settings: str) -> Engine:
     """Build the engine ``name`` from string settings (model, endpoint, api_key, timeout_seconds,
-    max_batch_size, options as a JSON object). Raises EngineError when it cannot work as configured."""
+    max_batch_size, repair_attempts, options as a JSON object). Raises EngineError when it cannot work as configured."""
     parsed = EngineSettings.parse(settings)
     engine = name.strip().lower()
     if engine == "py2many":
@@ -65,6 +68,7 @@ def load_engine(name: str, **settings: str) -> Engine:
             api_key=parsed.api_key,
             timeout_seconds=parsed.timeout_seconds,
             max_batch_size=parsed.max_batch_size,
+            repair_attempts=parsed.repair_attempts,
             options=parsed.options,
         )
     raise EngineError(f"unknown engine {name!r} (known: {', '.join(ENGINE_NAMES)})")

@@ -4,21 +4,26 @@ Where it sits: the worker's consumer pulls a batch of items from the queue, read
 ``Engine.translate`` once for the batch and writes every successful translation to S3 under the name
 ``output_extension`` gives it. Engines never raise for a problem with one item; they answer it with a failed
 ``Translation`` whose ``permanent`` flag tells the consumer whether another attempt could help.
+
+An engine that can correct its own output (a ``Repairer``, such as the openai engine) is shown the compiler's
+diagnostics on a translation that does not compile and asked for a corrected one, up to ``repair_attempts``
+rounds; the worker checks each answer and meters every round.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from portalis.desired import job_paths
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_BATCH_SIZE = 16
-SETTING_NAMES = ("model", "endpoint", "api_key", "timeout_seconds", "max_batch_size", "options")
+DEFAULT_REPAIR_ATTEMPTS = 2
+SETTING_NAMES = ("model", "endpoint", "api_key", "timeout_seconds", "max_batch_size", "repair_attempts", "options")
 ERROR_LIMIT = 300
 
 
@@ -40,14 +45,15 @@ class Translation:
     text: str = ""
     error: str = ""
     permanent: bool = False  # True: another attempt gives the same answer; False: transient (timeout, 5xx, ...)
+    tokens: int = 0  # model tokens the answer cost (prompt and completion), 0 for engines without a model
 
     @classmethod
-    def success(cls, text: str) -> Translation:
-        return cls(ok=True, text=text)
+    def success(cls, text: str, tokens: int = 0) -> Translation:
+        return cls(ok=True, text=text, tokens=tokens)
 
     @classmethod
-    def failure(cls, error: str, *, permanent: bool) -> Translation:
-        return cls(ok=False, error=one_line(error), permanent=permanent)
+    def failure(cls, error: str, *, permanent: bool, tokens: int = 0) -> Translation:
+        return cls(ok=False, error=one_line(error), permanent=permanent, tokens=tokens)
 
 
 class Engine(Protocol):
@@ -57,6 +63,15 @@ class Engine(Protocol):
     version: str
 
     def translate(self, sources: list[Source]) -> list[Translation]: ...
+
+
+@runtime_checkable
+class Repairer(Protocol):
+    """An engine that corrects a translation from the compiler's diagnostics on it."""
+
+    repair_attempts: int  # most rounds per file; 0: none
+
+    def repair(self, source: Source, previous: str, diagnostics: Sequence[str]) -> Translation: ...
 
 
 class EngineError(Exception):
@@ -86,6 +101,7 @@ class EngineSettings:
     api_key: str = field(default="", repr=False)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    repair_attempts: int = DEFAULT_REPAIR_ATTEMPTS
     options: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -100,7 +116,8 @@ class EngineSettings:
             endpoint=values.get("endpoint", ""),
             api_key=values.get("api_key", ""),
             timeout_seconds=_parse_timeout(values.get("timeout_seconds")),
-            max_batch_size=_parse_batch_size(values.get("max_batch_size")),
+            max_batch_size=_parse_whole("max_batch_size", values.get("max_batch_size"), DEFAULT_MAX_BATCH_SIZE, 1),
+            repair_attempts=_parse_whole("repair_attempts", values.get("repair_attempts"), DEFAULT_REPAIR_ATTEMPTS, 0),
             options=parse_options(values.get("options", "")),
         )
 
@@ -117,15 +134,16 @@ def _parse_timeout(raw: str | None) -> float:
     return value
 
 
-def _parse_batch_size(raw: str | None) -> int:
+def _parse_whole(name: str, raw: str | None, default: int, least: int) -> int:
     if raw is None:
-        return DEFAULT_MAX_BATCH_SIZE
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise EngineError(f"max_batch_size must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise EngineError(f"max_batch_size must be at least 1, got {raw!r}")
+        raise EngineError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < least:
+        bound = "0 or more" if least == 0 else f"at least {least}"
+        raise EngineError(f"{name} must be {bound}, got {raw!r}")
     return value
 
 

@@ -8,9 +8,15 @@ continuous batching) keeps its GPUs busy. Only the standard library is used.
 Failures are sorted for the worker's retry logic: HTTP 4xx (except 408 and 429) and replies that can never
 hold a whole translation are permanent; timeouts, connection errors, 408, 429 and 5xx are transient.
 
-Options (strings): ``temperature`` (default 0), ``max_tokens``, ``top_p``, ``system_prompt`` and
-``prompt_template``; the two prompts may use ``{source_language}``, ``{target_language}``, ``{path}`` and, in
-the template, ``{code}``. Other options are ignored: a job's options are shared by every engine.
+Repair: when the worker's compile check rejects a translation, ``repair`` sends the same conversation with the
+model's answer and the compiler's first diagnostics appended, asking for the whole corrected file; the worker
+does this up to ``repair_attempts`` times (``spec.engine.repairAttempts``). Every answer carries the tokens the
+server reports in ``usage``, so each round is metered.
+
+Options (strings): ``temperature`` (default 0), ``max_tokens``, ``top_p``, ``system_prompt``, ``prompt_template``
+and ``repair_template``; the prompts may use ``{source_language}``, ``{target_language}``, ``{path}`` and, in the
+templates, ``{code}`` (the repair template also ``{diagnostics}``). Other options are ignored: a job's options
+are shared by every engine.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ import logging
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from portalis.worker.engines.base import (
     DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_REPAIR_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,
     EngineError,
     Source,
@@ -57,7 +64,11 @@ DEFAULT_SYSTEM_PROMPT = (
     "fenced code block, with nothing before or after it."
 )
 DEFAULT_PROMPT_TEMPLATE = "Translate the {source_language} file `{path}` to {target_language}.\n\n{code}"
-PROMPT_OPTIONS = ("system_prompt", "prompt_template", "temperature", "max_tokens", "top_p")
+DEFAULT_REPAIR_TEMPLATE = (
+    "The {target_language} compiler rejects that translation of `{path}`:\n\n{diagnostics}\n\n"
+    "Reply with the whole corrected file in one fenced code block."
+)
+PROMPT_OPTIONS = ("system_prompt", "prompt_template", "repair_template", "temperature", "max_tokens", "top_p")
 
 RETRYABLE_4XX = frozenset({408, 429})
 ERROR_BODY_LIMIT = 200
@@ -111,6 +122,7 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
 class _Reply:
     content: str
     finish_reason: str
+    tokens: int = 0
 
 
 class OpenAIEngine:
@@ -126,6 +138,7 @@ class OpenAIEngine:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         options: Mapping[str, str] | None = None,
+        repair_attempts: int = DEFAULT_REPAIR_ATTEMPTS,
     ) -> None:
         endpoint = endpoint.strip().rstrip("/")
         if not endpoint:
@@ -139,6 +152,8 @@ class OpenAIEngine:
             raise EngineError("the openai engine needs a model that the server serves (PORTALIS_ENGINE_MODEL)")
         if max_batch_size < 1:
             raise EngineError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        if repair_attempts < 0:
+            raise EngineError(f"repair_attempts must be 0 or more, got {repair_attempts}")
         options = dict(options or {})
         self.endpoint = endpoint
         self.url = f"{endpoint}/chat/completions"
@@ -146,6 +161,7 @@ class OpenAIEngine:
         self._api_key = api_key.strip()
         self.timeout_seconds = timeout_seconds
         self.max_batch_size = max_batch_size
+        self.repair_attempts = repair_attempts
         self.temperature = option_float(options, "temperature", 0.0)
         self.top_p = option_float(options, "top_p", None)
         self.max_tokens = option_int(options, "max_tokens", None)
@@ -153,6 +169,7 @@ class OpenAIEngine:
             raise EngineError(f"option 'max_tokens' must be at least 1, got {self.max_tokens}")
         self.system_prompt = options.get("system_prompt") or DEFAULT_SYSTEM_PROMPT
         self.prompt_template = options.get("prompt_template") or DEFAULT_PROMPT_TEMPLATE
+        self.repair_template = options.get("repair_template") or DEFAULT_REPAIR_TEMPLATE
         self.version = f"{self.model}+{ADAPTER_VERSION}"
         prompt_options = {key: options[key] for key in PROMPT_OPTIONS if options.get(key)}
         if prompt_options:
@@ -163,7 +180,7 @@ class OpenAIEngine:
     def __repr__(self) -> str:
         return (
             f"OpenAIEngine(url={self.url!r}, model={self.model!r}, api_key={'set' if self._api_key else 'unset'}, "
-            f"max_batch_size={self.max_batch_size})"
+            f"max_batch_size={self.max_batch_size}, repair_attempts={self.repair_attempts})"
         )
 
     def translate(self, sources: list[Source]) -> list[Translation]:
@@ -173,29 +190,56 @@ class OpenAIEngine:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai") as pool:
             return list(pool.map(self._translate_one, sources))
 
-    def build_request(self, source: Source) -> dict[str, Any]:
-        """The chat completions request body for one source."""
-        values = {
+    def _values(self, source: Source) -> dict[str, str]:
+        return {
             "source_language": LANGUAGE_NAMES.get(source.source_language, source.source_language),
             "target_language": LANGUAGE_NAMES.get(source.target_language, source.target_language),
             "path": source.path,
         }
+
+    def _messages(self, source: Source) -> list[dict[str, str]]:
+        values = self._values(source)
         system = _fill(self.system_prompt, values)
         user = _fill(self.prompt_template, {**values, "code": fenced(source.text, source.source_language)})
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            "temperature": self.temperature,
-        }
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def build_request(self, source: Source) -> dict[str, Any]:
+        """The chat completions request body for one source."""
+        return self._body(self._messages(source))
+
+    def build_repair_request(self, source: Source, previous: str, diagnostics: Sequence[str]) -> dict[str, Any]:
+        """The request asking for a corrected translation: the first request, the previous answer, and the
+        compiler's diagnostics on it."""
+        shown = "\n".join(diagnostics) or "(the compiler gave no message)"
+        ask = _fill(
+            self.repair_template,
+            {**self._values(source), "diagnostics": fenced(shown, "text"), "code": fenced(previous, "")},
+        )
+        messages = [
+            *self._messages(source),
+            {"role": "assistant", "content": fenced(previous, source.target_language)},
+            {"role": "user", "content": ask},
+        ]
+        return self._body(messages)
+
+    def _body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
         if self.top_p is not None:
             body["top_p"] = self.top_p
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         return body
 
+    def repair(self, source: Source, previous: str, diagnostics: Sequence[str]) -> Translation:
+        """A corrected translation of ``source`` from ``previous`` and the compiler's ``diagnostics`` on it."""
+        return self._answer(source, self.build_repair_request(source, previous, diagnostics))
+
     def _translate_one(self, source: Source) -> Translation:
+        return self._answer(source, self.build_request(source))
+
+    def _answer(self, source: Source, body: dict[str, Any]) -> Translation:
         try:
-            reply = self._complete(self.build_request(source))
+            reply = self._complete(body)
         except _RequestFailed as failed:
             log.debug("%s: %s", source.path, failed.translation.error)
             return failed.translation
@@ -205,14 +249,18 @@ class OpenAIEngine:
         if reply.finish_reason == "length":
             limit = f" ({self.max_tokens})" if self.max_tokens is not None else ""
             return Translation.failure(
-                f"the reply was cut off at the token limit{limit}; raise max_tokens or split the file", permanent=True
+                f"the reply was cut off at the token limit{limit}; raise max_tokens or split the file",
+                permanent=True,
+                tokens=reply.tokens,
             )
         if reply.finish_reason == "content_filter":
-            return Translation.failure("the server's content filter withheld the reply", permanent=True)
+            return Translation.failure(
+                "the server's content filter withheld the reply", permanent=True, tokens=reply.tokens
+            )
         code = extract_code(reply.content, source.target_language)
         if not code:
-            return Translation.failure("the reply held no code", permanent=True)
-        return Translation.success(code)
+            return Translation.failure("the reply held no code", permanent=True, tokens=reply.tokens)
+        return Translation.success(code, tokens=reply.tokens)
 
     def _complete(self, body: dict[str, Any]) -> _Reply:
         request = urllib.request.Request(
@@ -259,6 +307,7 @@ class OpenAIEngine:
             choice = decoded["choices"][0]
             content = choice["message"]["content"] or ""
             finish_reason = choice.get("finish_reason") or ""
+            tokens = _usage_tokens(decoded.get("usage"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             excerpt = raw[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
             raise _RequestFailed(
@@ -266,7 +315,18 @@ class OpenAIEngine:
             ) from None
         if not isinstance(content, str):
             raise _RequestFailed(Translation.failure(f"malformed reply from {self.url}: content", permanent=False))
-        return _Reply(content=content, finish_reason=str(finish_reason))
+        return _Reply(content=content, finish_reason=str(finish_reason), tokens=tokens)
+
+
+def _usage_tokens(usage: Any) -> int:
+    """Prompt plus completion tokens of a reply's ``usage`` (its total when only that is given); 0 without."""
+    if not isinstance(usage, dict):
+        return 0
+    parts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    if all(isinstance(p, int) and p >= 0 for p in parts):
+        return int(parts[0]) + int(parts[1])  # type: ignore[arg-type]
+    total = usage.get("total_tokens")
+    return total if isinstance(total, int) and total >= 0 else 0
 
 
 def _error_detail(raw: bytes) -> str:

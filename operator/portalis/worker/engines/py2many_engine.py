@@ -9,6 +9,10 @@ past ``timeout_seconds`` is answered as a transient failure. Should that call ne
 through ``python -m py2many`` in a child process (killed at its timeout) until the thread is free again, so a
 pathological input cannot stall the worker. ``options["isolation"] = "subprocess"`` uses child processes always.
 
+Sources are parsed on that thread too (or under a lock, with child processes): CPython 3.11 keeps the depth of
+its AST conversion in state shared by all threads, and two ``ast.parse`` calls at once can fail with
+"SystemError: AST constructor recursion depth mismatch".
+
 Outputs are formatted with the target's formatter (rustfmt, gofmt, clang-format) when it is installed, as the
 py2many command line does; ``options["format"] = "false"`` turns that off.
 """
@@ -118,9 +122,14 @@ class Py2ManyEngine:
         if not source.text.strip():
             return Translation.success("")  # an empty module, such as a bare __init__.py (py2many skips those)
         if self.isolation == "subprocess":
+            with _PARSE_LOCK:
+                try:
+                    _parse(source)
+                except _Unparseable as err:
+                    return err.translation
             return None
         language = TARGETS[source.target_language]
-        return _RUNNER.submit(lambda: _transpile_in_process(source.path, source.text, language))
+        return _RUNNER.submit(lambda: _parse_and_transpile(source, language))
 
     def _wait(self, started: Future[str], source: Source) -> str:
         try:
@@ -137,7 +146,14 @@ class Py2ManyEngine:
             ) from None
         except CancelledError:
             # A call ahead of this one on the py2many thread timed out and the queue behind it was cancelled.
+            with _PARSE_LOCK:
+                try:
+                    _parse(source)
+                except _Unparseable as err:
+                    raise _Failed(err.translation) from None
             return _run_subprocess(source, TARGETS[source.target_language], self.timeout_seconds)
+        except _Unparseable as err:
+            raise _Failed(err.translation) from None
         except Exception as err:  # py2many's own failures: deterministic, so permanent
             raise _Failed(Translation.failure(describe_failure(err), permanent=True)) from None
 
@@ -162,7 +178,7 @@ class _Failed(Exception):
 
 
 def _check(source: Source) -> Translation | None:
-    """A permanent failure for input py2many cannot take, before any work is queued."""
+    """A permanent failure for a language pair py2many does not translate, before any work is queued."""
     if source.source_language not in SOURCE_LANGUAGES:
         return Translation.failure(f"source language {source.source_language} not supported by py2many", permanent=True)
     if source.target_language not in TARGETS:
@@ -170,13 +186,34 @@ def _check(source: Source) -> Translation | None:
         return Translation.failure(
             f"target {source.target_language} not supported by py2many (supported: {supported})", permanent=True
         )
+    return None
+
+
+_PARSE_LOCK = threading.Lock()  # ast.parse outside the py2many thread (child-process isolation)
+
+
+class _Unparseable(Exception):
+    """The source is not Python that parses: a permanent failure."""
+
+    def __init__(self, translation: Translation) -> None:
+        super().__init__(translation.error)
+        self.translation = translation
+
+
+def _parse(source: Source) -> None:
+    """Raise _Unparseable when the source does not parse (on the py2many thread, or under _PARSE_LOCK)."""
     try:
         ast.parse(source.text, filename=source.path)
     except SyntaxError as err:
-        return Translation.failure(describe_failure(err), permanent=True)
+        raise _Unparseable(Translation.failure(describe_failure(err), permanent=True)) from None
     except (ValueError, RecursionError, MemoryError) as err:  # null bytes, absurdly deep nesting
-        return Translation.failure(f"cannot parse: {type(err).__name__}: {err}", permanent=True)
-    return None
+        raise _Unparseable(Translation.failure(f"cannot parse: {type(err).__name__}: {err}", permanent=True)) from None
+
+
+def _parse_and_transpile(source: Source, language: str) -> str:
+    """Parse, then translate, on the py2many thread."""
+    _parse(source)
+    return _transpile_in_process(source.path, source.text, language)
 
 
 def describe_failure(err: BaseException) -> str:
