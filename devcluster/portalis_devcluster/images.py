@@ -384,7 +384,18 @@ def build_all() -> dict[str, str]:
         needs = {"python": python} if image.name == "operator" else bases
         refs[image.name] = build_project_image(image, needs)
     _log(f"images ready in {time.monotonic() - started:.0f}s: " + ", ".join(refs.values()))
+    prune(refs)
     return refs
+
+
+def prune(keep: dict[str, str]) -> None:
+    """Remove the older builds of the project's images from buildah's storage (a changed tree builds new ones)."""
+    repositories = {ref.rsplit(":", 1)[0] for ref in keep.values()}
+    listed = buildah("images", "--format", "{{.Name}}:{{.Tag}}", check=False).stdout.split()
+    stale = [ref for ref in listed if ref.rsplit(":", 1)[0] in repositories and ref not in keep.values()]
+    if stale:
+        buildah("rmi", *stale, check=False)
+        buildah("rmi", "--prune", check=False)
 
 
 IMAGE_ID_LABEL = "portalis.dev/image-id"
@@ -397,6 +408,7 @@ def load_into(node: object, refs: dict[str, str] | None = None) -> None:
 
     assert isinstance(node, RealNode)
     refs = built_refs() if refs is None else refs
+    node.remove_images_except(refs.values())
     for ref in refs.values():
         built_id = image_id(ref)
         if node.image_label(ref, IMAGE_ID_LABEL) == built_id:

@@ -20,7 +20,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -312,6 +312,14 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
                 labels = dict(kv.split("=", 1) for kv in fields[-1].split(",") if "=" in kv)
                 return labels.get(key)
         return None
+
+    def remove_images_except(self, keep: Iterable[str]) -> None:
+        """Remove older builds of the images in ``keep`` (same repository, another tag) from the node."""
+        wanted = set(keep)
+        repositories = {ref.rsplit(":", 1)[0] for ref in wanted}
+        stale = [r for r in self.image_refs() if r.rsplit(":", 1)[0] in repositories and r not in wanted]
+        if stale:
+            self.ctr("images", "remove", *stale)
 
     def import_image(self, archive: Path, ref: str, labels: dict[str, str] | None = None) -> None:
         """Load an OCI archive into the node's containerd, where the kubelet finds it without a pull."""
