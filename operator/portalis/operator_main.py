@@ -56,9 +56,11 @@ def run_operator(
     root = Portalis(config)
     if metrics_port:
         metrics.serve(metrics_port)
+    elector = None
     if leader_elect:
         namespace = leader_namespace or os.environ.get("POD_NAMESPACE") or "default"
-        LeaderElector(root.kube, namespace).acquire()
+        elector = LeaderElector(root.kube, namespace)
+        elector.acquire()
     operator = kopf.operator(
         clusterwide=not namespaces,
         namespaces=namespaces or (),
@@ -66,7 +68,11 @@ def run_operator(
         liveness_endpoint=health,
         memo=kopf.Memo(portalis=root),
     )
-    asyncio.run(_with_alert_inputs(operator, root, webhook_port, webhook_host, webhook_token_file))
+    try:
+        asyncio.run(_with_alert_inputs(operator, root, webhook_port, webhook_host, webhook_token_file))
+    finally:
+        if elector is not None:
+            elector.release()  # a stopped leader hands over at once instead of after the Lease's 15 s
     return 0
 
 
