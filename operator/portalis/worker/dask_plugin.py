@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,12 +139,22 @@ def dask_setup(worker: Any) -> None:
 EXIT_AFTER_TEARDOWN_SECONDS = 10.0
 
 
+def _close_then_leave(loops: Loops, closed: threading.Event) -> None:
+    loops.close()
+    closed.set()
+    time.sleep(EXIT_AFTER_TEARDOWN_SECONDS)
+    os._exit(0)
+
+
 async def dask_teardown(worker: Any) -> None:
-    """Dask's preload hook on close: the loops finish (or release) the items in hand, then end."""
+    """Dask's preload hook on close: the loops finish (or release) the items in hand, then end.
+
+    The closing runs on a thread of its own, which goes on if Dask cancels this hook (a SIGTERM during a close the
+    scheduler started) and ends the process a little after the loops, should the Dask worker not exit by itself.
+    """
     loops = _RUNNING.pop(id(worker), None)
     if loops is not None:
         log.info("Dask worker closing: finishing the items in hand")
-        await asyncio.to_thread(loops.close)
-        exit_timer = threading.Timer(EXIT_AFTER_TEARDOWN_SECONDS, os._exit, args=(0,))
-        exit_timer.daemon = True
-        exit_timer.start()
+        closed = threading.Event()
+        threading.Thread(target=_close_then_leave, args=(loops, closed), name="portalis-close", daemon=True).start()
+        await asyncio.to_thread(closed.wait)
