@@ -91,7 +91,8 @@ class ClusterController:
     clock: MeteringClock
     workers: int = 32
     loop: Controller = field(init=False)
-    applied: Written[Key] = field(default_factory=Written)  # backend objects applied, until the watch shows them
+    # backend objects applied, by cluster and kind, until the watch shows them
+    applied: Written[tuple[Key, str]] = field(default_factory=Written)
     histories: dict[Key, History] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
     budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
@@ -124,7 +125,8 @@ class ClusterController:
             self.loop.forget(key)
             metrics.forget_cluster(*key)
             self.observer.forget(key)
-            self.applied.forget(key)
+            for backend in Backend:
+                self.applied.forget((key, backend.value))
             for memory in (self.histories, self.budgets, self.status_written):
                 memory.pop(key, None)
             return Result.forget()
@@ -141,7 +143,7 @@ class ClusterController:
 
         owner = Owner(key[1], key[0], meta.get("uid", ""))
         backend_index = self.rayclusters if spec.backend == Backend.RAY else self.daskclusters
-        observed = self.applied.over(key, first(backend_index, key))
+        observed = self.applied.over((key, spec.backend.value), first(backend_index, key))
         pods = [view_pod(p) for p in self.pods.get(key) or ()]
         # the worker count Portalis chose last, as the backend object records it (the status before it exists)
         chosen = applied_replicas(observed)
@@ -173,7 +175,7 @@ class ClusterController:
             applied, refused = await apply_backend(self.kube, ref, desired, observed, generation, existed)
             if applied is not None:
                 observed = slim(applied)
-                self.applied.wrote(key, observed)
+                self.applied.wrote((key, spec.backend.value), observed)
 
         scaled = decision is not None and decision.changed(current)
         if scaled:
