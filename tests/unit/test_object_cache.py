@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from portalis.api.v1alpha1.job import TranslationJobSpec
-from portalis.controllers.caches import ObjectCache, SpecCache, cluster_of_job, slim
+from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache, Written, cluster_of_job, slim
 from portalis.controllers.observer import QueueObserver
 
 
@@ -185,3 +185,43 @@ def test_a_reading_under_way_when_its_key_is_forgotten_answers_but_is_not_kept()
 
     asyncio.run(scenario())
     assert calls == ["slow"]
+
+
+def node_body(name: str, version: str, quarantined: bool = False) -> dict[str, Any]:
+    labels = {"portalis.dev/quarantined": "true"} if quarantined else {}
+    return {"metadata": {"name": name, "resourceVersion": version, "labels": labels}}
+
+
+def test_an_object_written_is_seen_as_written_until_the_watch_brings_it_back() -> None:
+    now = [0.0]
+    written: Written[str] = Written(max_age=30.0, clock=lambda: now[0])
+    watched = node_body("n", "10")
+    assert written.over("n", watched) is watched  # nothing written
+    patched = node_body("n", "11", quarantined=True)
+    written.wrote("n", patched)
+    assert written.over("n", watched) is patched  # the watch is behind
+    assert written.over("n", None) is patched  # or has not seen it yet
+    caught_up = node_body("n", "11", quarantined=True)
+    assert written.over("n", caught_up) is caught_up and len(written) == 0  # the watch caught up: dropped
+    written.wrote("n", patched)
+    newer = node_body("n", "12")
+    assert written.over("n", newer) is newer  # someone wrote after this process: theirs stands
+    written.wrote("n", patched)
+    now[0] = 31.0
+    assert written.over("n", watched) is watched  # a watch that never delivers pins nothing for long
+
+
+def test_the_node_cache_overlays_this_process_writes_and_keeps_views_per_body() -> None:
+    index = {"n": [node_body("n", "10")]}
+    nodes = NodeCache(index)
+    first_view = nodes.view("n")
+    assert first_view is not None and not first_view.quarantined
+    assert nodes.view("n") is first_view  # the same body: the same view
+    nodes.wrote("n", node_body("n", "11", quarantined=True))
+    written_view = nodes.view("n")
+    assert written_view is not None and written_view.quarantined
+    index["n"] = [node_body("n", "11")]  # the watch brings the node back, another change since
+    assert nodes.view("n") is not written_view and nodes.names() == ["n"]
+    del index["n"]
+    nodes.gone("n")
+    assert nodes.get("n") is None and nodes.view("n") is None
