@@ -29,6 +29,8 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 SPEC_CACHE_SIZE = 16384
+# a kopf index as the controllers read it: a collection of bodies per key (one body per key for every index here)
+Index = Mapping[Key, Iterable[dict[str, Any]]]
 WRITTEN_SECONDS = 30.0  # how long an object this process wrote counts, at most, before its watch event
 
 

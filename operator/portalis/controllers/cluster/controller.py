@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +34,7 @@ from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clock import MeteringClock
 from portalis.config import OperatorConfig
-from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache, Written, first, slim
+from portalis.controllers.caches import Index, NodeCache, ObjectCache, SpecCache, Written, first, slim
 from portalis.controllers.cluster.backend import apply_backend, record_scale, record_transitions
 from portalis.controllers.cluster.metering import Meter, meter
 from portalis.controllers.observer import RETRY_SECONDS, QueueObserver, QueueSnapshot
@@ -59,7 +58,6 @@ from portalis.desired.scaling import History, ScaleDecision, busy_pods, decide_f
 
 log = logging.getLogger("portalis.cluster")
 
-Index = Mapping[Key, Iterable[dict[str, Any]]]
 METER_SECONDS = 5.0
 BUDGET_SECONDS = 1.0  # a budget evaluated this recently is used again
 REFUSED_RETRY_SECONDS = 60.0  # a backend object the apiserver refused is tried again this often, or on a change

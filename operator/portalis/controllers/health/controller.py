@@ -9,7 +9,7 @@ and the cluster controller reads from the Node which of its Ray workers must lea
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from portalis.api.alertmanager import WebhookPayload
@@ -17,7 +17,7 @@ from portalis.api.meta import Key
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube
 from portalis.clients.nodes import NodeClient
-from portalis.controllers.caches import NodeCache, SpecCache
+from portalis.controllers.caches import Index, NodeCache, SpecCache
 from portalis.controllers.health.quarantine import Quarantine
 from portalis.controllers.health.release import NodeWatch
 from portalis.controllers.health.remediation import Remediation
@@ -27,8 +27,6 @@ from portalis.controllers.runtime import Controller, Result
 from portalis.desired.health import HealthSettings, view_node
 
 log = logging.getLogger("portalis.health")
-
-Index = Mapping[Any, Iterable[dict[str, Any]]]
 
 
 class HealthController:
