@@ -206,7 +206,7 @@ class Portalis:
             else:
                 self.node_seen[view.name] = seen
             self.clusters.on_node(view.name)
-        await self.health.on_node(event_type, body)
+        await self.health.on_node(event_type, view)
 
 
 # ---- kopf's handlers of the operator's life ------------------------------------------------------------------
