@@ -50,6 +50,9 @@ def quarantine_fingerprint(view: NodeView) -> tuple[Any, ...]:
     return view.quarantined, view.clusters
 
 
+IN_SERVICE = (False, ())  # the fingerprint of a node that is not quarantined
+
+
 class Portalis:
     """Everything the operator process runs, built once."""
 
@@ -199,9 +202,9 @@ class Portalis:
         """A Node's event: the health controller's node watch, and the clusters running on it when its quarantine
         changed (the Node is how a quarantine reaches them)."""
         view = view_node(body)
-        seen = None if deleted else quarantine_fingerprint(view)
-        if self.node_seen.get(view.name) != seen:
-            if seen is None:
+        seen = IN_SERVICE if deleted else quarantine_fingerprint(view)
+        if self.node_seen.get(view.name, IN_SERVICE) != seen:  # (kept only for nodes not in service)
+            if seen == IN_SERVICE:
                 self.node_seen.pop(view.name, None)
             else:
                 self.node_seen[view.name] = seen
