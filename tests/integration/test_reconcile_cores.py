@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.gpu_health import Pool, is_quarantined, node, operator_env
+from e2e.gpu_health import Pool, fake_dcgm, is_quarantined, node, operator_env
 from e2e.helpers import wait_for
 from e2e.jobs import ARTIFACTS, JobEnv, job_env, simple_module
 from kopf.testing import KopfRunner
@@ -34,9 +34,8 @@ WORKERS_ANNOTATION = "portalis.dev/workers"
 
 @pytest.fixture(scope="module")
 def dcgm() -> Iterator[FakeDcgmExporter]:
-    exporter = FakeDcgmExporter().start()
-    yield exporter
-    exporter.stop()
+    with fake_dcgm() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="module")
