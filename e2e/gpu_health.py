@@ -19,6 +19,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,16 @@ def start_health_operator(
     proc = OperatorProcess(kube, workdir / "operator.log", webhook_token_file=token)
     proc.start({**operator_env(fleet), **(env or {})})
     return proc, token
+
+
+@contextmanager
+def fake_dcgm() -> Iterator[FakeDcgmExporter]:
+    """A fake dcgm-exporter on loopback for as long as the block runs."""
+    exporter = FakeDcgmExporter().start()
+    try:
+        yield exporter
+    finally:
+        exporter.stop()
 
 
 @dataclass

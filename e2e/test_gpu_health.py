@@ -18,6 +18,7 @@ from e2e.gpu_health import (
     DBE,
     LocalWorkers,
     Pool,
+    fake_dcgm,
     is_quarantined,
     metric,
     node,
@@ -49,9 +50,8 @@ def health_operator(crds: DevCluster, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def dcgm() -> Iterator[FakeDcgmExporter]:
-    exporter = FakeDcgmExporter().start()
-    yield exporter
-    exporter.stop()
+    with fake_dcgm() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="module")

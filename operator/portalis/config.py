@@ -64,6 +64,8 @@ class OperatorConfig:
     clock_offset_file: str | None = None  # PORTALIS_CLOCK_OFFSET_FILE (tests and drills move the metering clock)
     log_format: str = "text"  # PORTALIS_LOG_FORMAT (default of --log-format)
     webhook_token_file: str | None = None  # PORTALIS_WEBHOOK_TOKEN_FILE (default of --webhook-token-file)
+    webhook_port: int = 0  # --webhook-port: POST /alerts, the Alertmanager webhook receiver (0: off)
+    webhook_host: str = "0.0.0.0"  # --webhook-host
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:

@@ -1,5 +1,5 @@
-"""The operator process: optional leader election, metrics, then kopf with the controllers and /healthz, and the
-GPU alert inputs (the Alertmanager webhook receiver, the dcgm-exporter poller) on kopf's event loop."""
+"""The operator process: optional leader election, metrics, then kopf with the composition root
+(``controllers.root``: the controllers and the GPU alert inputs) and /healthz."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
 
 import kopf
 
 from portalis.config import OperatorConfig
-
-if TYPE_CHECKING:
-    from portalis.controllers.root import Portalis
 
 
 def _tune_gc(thresholds: str) -> None:
@@ -39,10 +34,9 @@ def run_operator(
     leader_elect: bool = False,
     leader_namespace: str | None = None,
     log_format: str = "text",
-    webhook_port: int = 0,
-    webhook_host: str = "0.0.0.0",
-    webhook_token_file: str | None = None,
 ) -> int:
+    """Run the operator until it is stopped; ``config`` holds the settings the controllers and the GPU alert
+    inputs (the Alertmanager webhook receiver, the dcgm-exporter poller) start with."""
     # Importing the composition root registers the handlers and indexes with kopf's default registry.
     from portalis import metrics
     from portalis.clients.leader import LeaderElector
@@ -69,46 +63,8 @@ def run_operator(
         memo=kopf.Memo(portalis=root),
     )
     try:
-        asyncio.run(_with_alert_inputs(operator, root, webhook_port, webhook_host, webhook_token_file))
+        asyncio.run(operator)
     finally:
         if elector is not None:
             elector.release()  # a stopped leader hands over at once instead of after the Lease's 15 s
     return 0
-
-
-async def _with_alert_inputs(
-    operator: Coroutine[Any, Any, None],
-    root: Portalis,
-    webhook_port: int,
-    webhook_host: str,
-    webhook_token_file: str | None,
-) -> None:
-    """Run kopf with the GPU alert inputs on the same event loop: the Alertmanager webhook receiver
-    (``--webhook-port``) and, with ``PORTALIS_DCGM_ENDPOINTS``, the dcgm-exporter poller."""
-    from portalis import metrics
-    from portalis.clients.alerts import AlertReceiver
-    from portalis.clients.dcgm import DcgmPoller
-
-    receiver = None
-    if webhook_port:
-        receiver = AlertReceiver(
-            root.submit_alerts,
-            webhook_token_file,
-            webhook_host,
-            webhook_port,
-            on_rejected=lambda reason: metrics.ALERTS_RECEIVED.labels("", reason).inc(),
-        )
-        await receiver.start()
-    poller = None
-    if root.config.dcgm_endpoints:
-        poller = asyncio.create_task(
-            DcgmPoller(root.config.dcgm_endpoints, root.submit_alerts, root.config.dcgm_poll_seconds).run(),
-            name="dcgm-poll",
-        )
-    try:
-        await operator
-    finally:
-        if poller is not None:
-            poller.cancel()
-        if receiver is not None:
-            await receiver.stop()

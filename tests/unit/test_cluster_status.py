@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.desired.apply import annotate, applied_replicas
 from portalis.desired.cluster_status import ClusterObservation, QueueProblem, compute_cluster_status
 from portalis.desired.podview import PodView
 
@@ -63,3 +64,11 @@ def test_missing_gpus_come_before_the_queue() -> None:
     short = PodView("tc-w1", "worker", "Pending", False, False, 0, None, unschedulable_message="0/4 nodes fit.")
     obs = ClusterObservation("tc", True, False, 1, [HEAD, short], queue_problem=QueueProblem("QueueUnavailable", "x"))
     assert conditions(compute_cluster_status(SPEC, 1, {}, obs, NOW))["Degraded"][1] == "InsufficientGPUs"
+
+
+def test_the_worker_count_portalis_chose_is_kept_on_the_backend_object() -> None:
+    desired = annotate({"metadata": {"name": "tc"}, "spec": {"workerGroupSpecs": [{"replicas": 3}]}}, 4, 3)
+    assert applied_replicas(desired) == 3
+    assert desired["metadata"]["annotations"]["portalis.dev/cluster-generation"] == "4"
+    assert applied_replicas(None) is None  # not created yet: the status says
+    assert applied_replicas({"metadata": {"annotations": {"portalis.dev/workers": "x"}}}) is None

@@ -178,7 +178,7 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             # a person annotates gpu-1 for release; the node watch delivers that and the operator releases it
             release = {"metadata": {"annotations": {RELEASE_ANNOTATION: "true"}}}
             api.nodes["gpu-1"] = merge_patch(api.nodes["gpu-1"], release)
-            await ctx.on_node("MODIFIED", watch_node("gpu-1"))
+            await ctx.on_node("MODIFIED", view_node(watch_node("gpu-1")))
             assert await take(queue) == [KEY]  # a sync that sees gpu-1 still quarantined changes nothing
             await asyncio.gather(*ctx.state.background)
             assert not view_node(api.nodes["gpu-1"]).quarantined  # released at the API server...
@@ -193,7 +193,7 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             assert healthy_excludes() == {"gpu-2"}
 
             # the node watch delivers the release: the status it asks for is the same
-            await ctx.on_node("MODIFIED", watch_node("gpu-1"))
+            await ctx.on_node("MODIFIED", view_node(watch_node("gpu-1")))
             assert await take(queue) == [KEY]
             await ctx.status.sync(KEY)
             status = watch_tc()
@@ -204,9 +204,9 @@ def test_the_status_a_release_enqueues_is_right_before_the_node_watch_shows_the_
             # quarantined again: the node watch alone brings it back
             again = {"metadata": {"labels": {QUARANTINED_LABEL: "true"}}}
             api.nodes["gpu-1"] = merge_patch(api.nodes["gpu-1"], again)
-            await ctx.on_node("MODIFIED", watch_node("gpu-1"))
+            await ctx.on_node("MODIFIED", view_node(watch_node("gpu-1")))
             assert healthy_excludes() == {"gpu-1", "gpu-2"}
-            await ctx.on_node("DELETED", unwatch_node("gpu-1"))
+            await ctx.on_node("DELETED", view_node(unwatch_node("gpu-1")))
             assert healthy_excludes() == {"gpu-2"}
 
             # no status written on the way reset the breaker beside the released node

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
 
 from portalis.api.v1alpha1.job import TranslationJobSpec
-from portalis.controllers.caches import ObjectCache, Recent, SpecCache, cluster_of_job, slim
+from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache, Written, cluster_of_job, slim
+from portalis.controllers.observer import QueueObserver
 
 
 def job(cluster: str, namespace: str | None = None, uid: str = "u") -> dict[str, Any]:
@@ -116,6 +119,28 @@ def test_a_newer_event_is_not_overwritten_by_a_status_written_from_an_older_read
     assert cache.get(("ns", "j")) is None
 
 
+class Reading:
+    """A cluster's queue that says how many times it was read (``n`` of the reading's heartbeats)."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read = read
+
+    def depth(self) -> list[Any]:
+        return []
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        return {"reading": {"n": self._read()}}
+
+
+def observer() -> QueueObserver:
+    unused = cast(Any, None)  # what a snapshot read by a job does not need
+    return QueueObserver({}, SpecCache(), unused, unused)
+
+
+def connections(read: Callable[[], Any]) -> Any:
+    return SimpleNamespace(queue=Reading(read))
+
+
 def test_a_recent_reading_serves_every_asker_until_it_is_old_or_forgotten() -> None:
     reads: list[int] = []
 
@@ -123,14 +148,17 @@ def test_a_recent_reading_serves_every_asker_until_it_is_old_or_forgotten() -> N
         reads.append(len(reads))
         return len(reads)
 
+    async def value(seen: QueueObserver, key: tuple[str, str], max_age: float) -> Any:
+        return (await seen.read(key, connections(read), max_age=max_age)).heartbeats["reading"]["n"]
+
     async def scenario() -> None:
-        recent: Recent[int] = Recent(max_age=60.0)
-        assert [await recent.get(("ns", "tc"), read) for _ in range(3)] == [1, 1, 1]  # one read for three askers
-        assert await recent.get(("ns", "other"), read) == 2  # per key
-        recent.forget(("ns", "tc"))
-        assert await recent.get(("ns", "tc"), read) == 3
-        stale: Recent[int] = Recent(max_age=0.0)
-        assert [await stale.get(("ns", "tc"), read) for _ in range(2)] == [4, 5]
+        recent = observer()
+        assert [await value(recent, ("ns", "tc"), 60.0) for _ in range(3)] == [1, 1, 1]  # one read for three askers
+        assert await value(recent, ("ns", "other"), 60.0) == 2  # per key
+        recent.drop(("ns", "tc"))
+        assert await value(recent, ("ns", "tc"), 60.0) == 3
+        stale = observer()
+        assert [await value(stale, ("ns", "tc"), 0.0) for _ in range(2)] == [4, 5]
 
     asyncio.run(scenario())
 
@@ -146,13 +174,54 @@ def test_a_reading_under_way_when_its_key_is_forgotten_answers_but_is_not_kept()
         return "before the signal"
 
     async def scenario() -> None:
-        recent: Recent[str] = Recent(max_age=60.0)
-        pending = asyncio.create_task(recent.get(("ns", "tc"), slow))
+        recent = observer()
+        pending = asyncio.create_task(recent.read(("ns", "tc"), connections(slow), max_age=60.0))
         await asyncio.to_thread(started.wait, 5)
-        recent.forget(("ns", "tc"))  # a signal came while it was being read
+        recent.drop(("ns", "tc"))  # a signal came while it was being read
         go.set()
-        assert await pending == "before the signal"
-        assert await recent.get(("ns", "tc"), lambda: "after") == "after"  # read again, not the old reading
+        assert (await pending).heartbeats["reading"]["n"] == "before the signal"
+        after = await recent.read(("ns", "tc"), connections(lambda: "after"), max_age=60.0)
+        assert after.heartbeats["reading"]["n"] == "after"  # read again, not the old reading
 
     asyncio.run(scenario())
     assert calls == ["slow"]
+
+
+def node_body(name: str, version: str, quarantined: bool = False) -> dict[str, Any]:
+    labels = {"portalis.dev/quarantined": "true"} if quarantined else {}
+    return {"metadata": {"name": name, "resourceVersion": version, "labels": labels}}
+
+
+def test_an_object_written_is_seen_as_written_until_the_watch_brings_it_back() -> None:
+    now = [0.0]
+    written: Written[str] = Written(max_age=30.0, clock=lambda: now[0])
+    watched = node_body("n", "10")
+    assert written.over("n", watched) is watched  # nothing written
+    patched = node_body("n", "11", quarantined=True)
+    written.wrote("n", patched)
+    assert written.over("n", watched) is patched  # the watch is behind
+    assert written.over("n", None) is patched  # or has not seen it yet
+    caught_up = node_body("n", "11", quarantined=True)
+    assert written.over("n", caught_up) is caught_up and len(written) == 0  # the watch caught up: dropped
+    written.wrote("n", patched)
+    newer = node_body("n", "12")
+    assert written.over("n", newer) is newer  # someone wrote after this process: theirs stands
+    written.wrote("n", patched)
+    now[0] = 31.0
+    assert written.over("n", watched) is watched  # a watch that never delivers pins nothing for long
+
+
+def test_the_node_cache_overlays_this_process_writes_and_keeps_views_per_body() -> None:
+    index = {"n": [node_body("n", "10")]}
+    nodes = NodeCache(index)
+    first_view = nodes.view("n")
+    assert first_view is not None and not first_view.quarantined
+    assert nodes.view("n") is first_view  # the same body: the same view
+    nodes.wrote("n", node_body("n", "11", quarantined=True))
+    written_view = nodes.view("n")
+    assert written_view is not None and written_view.quarantined
+    index["n"] = [node_body("n", "11")]  # the watch brings the node back, another change since
+    assert nodes.view("n") is not written_view and nodes.names() == ["n"]
+    del index["n"]
+    nodes.gone("n")
+    assert nodes.get("n") is None and nodes.view("n") is None

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from portalis.api.v1alpha1.cluster import TranslationClusterSpec
+from portalis.desired.budget import BudgetState, WindowSpend
+from portalis.desired.podview import PodView
 from portalis.desired.scaling import (
     History,
     ScalingPolicy,
     Worker,
     backlog_needs_a_look,
+    busy_pods,
     choose_idle,
     decide,
+    decide_for_cluster,
     figures_seconds,
+    policy_from_spec,
     wanted_workers,
 )
 
@@ -230,3 +240,42 @@ def test_property_a_skipped_move_never_changes_what_the_scaler_wants(
     if not backlog_needs_a_look(policy, seen, backlog, 0.0, 5.0):
         assert wanted_workers(seen, policy) == wanted_workers(backlog, policy)
         assert (seen == 0) == (backlog == 0)
+
+
+def tc_spec(**spec: Any) -> TranslationClusterSpec:
+    return TranslationClusterSpec.model_validate(
+        {
+            "queue": {"url": "redis://r:6379/0"},
+            "storage": {"bucket": "artifacts"},
+            "workers": {"minWorkers": 1, "maxWorkers": 4},
+            "autoscaling": {"targetItemsPerWorker": 10},
+            **spec,
+        }
+    )
+
+
+def test_busy_pods_are_those_with_a_translator_holding_an_item() -> None:
+    beats = {"w1/0": {"state": "busy"}, "w1/1": {"state": "idle"}, "w2": {"state": "idle"}, "gone/0": {"state": "busy"}}
+    assert busy_pods(beats, ["w1", "w2"]) == {"w1"}  # a pod no longer there does not count
+
+
+def test_a_cluster_scales_as_its_spec_and_budget_say() -> None:
+    pods = [PodView("w1", "worker", "Running", ready=True), PodView("w2", "worker", "Running", ready=True)]
+    up = decide_for_cluster(tc_spec(), 2, 35, pods, {"w1"}, History(), 0.0, None)
+    assert up.replicas == 4 and up.reason == "QueueBacklog"
+    suspended = decide_for_cluster(tc_spec(suspend=True), 2, 35, pods, set(), History(), 0.0, None)
+    assert (suspended.replicas, suspended.reason) == (2, "Suspended")
+    assert policy_from_spec(tc_spec(suspend=True)).enabled is False
+
+
+def test_a_spent_budget_under_suspend_removes_every_worker() -> None:
+    spec = tc_spec(budget={"daily": "1.00", "onExceeded": "Suspend"}, pricing={"onDemandGpuHour": "3.60"})
+    spent = BudgetState(
+        (WindowSpend("daily", datetime(2026, 1, 1, tzinfo=UTC), Decimal(2), Decimal(1)),), {}, 80, "Suspend"
+    )
+    pods = [PodView("w2", "worker", "Running"), PodView("w1", "worker", "Running")]
+    decision = decide_for_cluster(spec, 2, 35, pods, {"w1"}, History(), 0.0, spent)
+    assert (decision.replicas, decision.workers_to_delete, decision.reason) == (0, ("w1", "w2"), "BudgetExceeded")
+    blocked = BudgetState(spent.windows, {}, 80, "BlockScaleUp")
+    held = decide_for_cluster(tc_spec(pricing={"onDemandGpuHour": "3.60"}), 2, 35, pods, set(), History(), 0.0, blocked)
+    assert (held.replicas, held.reason) == (2, "BudgetBlocked")

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import entry_points
 
 from portalis import __version__
@@ -25,6 +26,12 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"portalis operator: {exc}", file=sys.stderr)
         return 2
+    config = replace(
+        config,
+        webhook_port=args.webhook_port,
+        webhook_host=args.webhook_host,
+        webhook_token_file=args.webhook_token_file or config.webhook_token_file,
+    )
     return run_operator(
         config,
         namespaces=args.namespace or config.namespaces or None,
@@ -34,9 +41,6 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         leader_namespace=args.leader_election_namespace,
         log_format=args.log_format or config.log_format,
-        webhook_port=args.webhook_port,
-        webhook_host=args.webhook_host,
-        webhook_token_file=args.webhook_token_file or config.webhook_token_file,
     )
 
 

@@ -285,7 +285,10 @@ def _load_client() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
+        # KUBECONFIG as it is now (the client library reads it once, when it is imported)
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=config
+        )
     config.connection_pool_maxsize = IO_THREADS
     if not config.verify_ssl:
         # the kubeconfig itself asked to skip verification (the local cluster); say so once, not per request

@@ -13,7 +13,6 @@ it was before.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +29,8 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 SPEC_CACHE_SIZE = 16384
+# a kopf index as the controllers read it: a collection of bodies per key (one body per key for every index here)
+Index = Mapping[Key, Iterable[dict[str, Any]]]
 WRITTEN_SECONDS = 30.0  # how long an object this process wrote counts, at most, before its watch event
 
 
@@ -118,32 +119,6 @@ class ObjectCache:
                 members.discard(key)
                 if not members:
                     del self._groups[old]
-
-
-class Recent(Generic[T]):
-    """A value per key, read (in a thread) at most once every ``max_age`` seconds: each of a cluster's jobs asks
-    for the same reading, and one serves them all. ``forget`` drops a key's value; a read under way when it
-    was dropped answers its caller but is not kept."""
-
-    def __init__(self, max_age: float = 1.0) -> None:
-        self.max_age = max_age
-        self._values: dict[Key, tuple[float, T]] = {}
-        self._forgotten: dict[Key, int] = {}
-
-    async def get(self, key: Key, read: Callable[[], T]) -> T:
-        now = time.monotonic()
-        known = self._values.get(key)
-        if known is not None and now - known[0] <= self.max_age:
-            return known[1]
-        forgotten = self._forgotten.get(key, 0)
-        value = await asyncio.to_thread(read)
-        if self._forgotten.get(key, 0) == forgotten:
-            self._values[key] = (now, value)
-        return value
-
-    def forget(self, key: Key) -> None:
-        self._values.pop(key, None)
-        self._forgotten[key] = self._forgotten.get(key, 0) + 1
 
 
 def cluster_of_job(key: Key, body: Mapping[str, Any]) -> Key:

@@ -21,9 +21,12 @@ from typing import Any
 
 import kopf
 
+from portalis import metrics
 from portalis.api.alertmanager import WebhookPayload
 from portalis.api.meta import Key
+from portalis.clients.alerts import AlertReceiver
 from portalis.clients.connections import Connections
+from portalis.clients.dcgm import DcgmPoller
 from portalis.clients.kube import Kube
 from portalis.clock import MeteringClock
 from portalis.config import OperatorConfig
@@ -47,6 +50,9 @@ def quarantine_fingerprint(view: NodeView) -> tuple[Any, ...]:
     return view.quarantined, view.clusters
 
 
+IN_SERVICE = (False, ())  # the fingerprint of a node that is not quarantined
+
+
 class Portalis:
     """Everything the operator process runs, built once."""
 
@@ -60,6 +66,7 @@ class Portalis:
         self.clock = MeteringClock(config.clock_offset_file)
         self.started = False
         self.tasks: list[asyncio.Task[None]] = []
+        self.receiver: AlertReceiver | None = None
         # what of each TranslationCluster its last event showed: for its own and its health status' reconciles,
         # and for its jobs
         self.cluster_seen: dict[Key, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
@@ -135,8 +142,29 @@ class Portalis:
         self._health.start()
         self.tasks.append(asyncio.create_task(observer.run(), name="queue-observer"))
         self.started = True
+        await self._start_alert_inputs()
+
+    async def _start_alert_inputs(self) -> None:
+        """The GPU alert inputs: the Alertmanager webhook receiver (``--webhook-port``) and, with
+        ``PORTALIS_DCGM_ENDPOINTS``, the dcgm-exporter poller. (kopf serves /healthz only after this.)"""
+        config = self.config
+        if config.webhook_port:
+            self.receiver = AlertReceiver(
+                self.submit_alerts,
+                config.webhook_token_file,
+                config.webhook_host,
+                config.webhook_port,
+                on_rejected=lambda reason: metrics.ALERTS_RECEIVED.labels("", reason).inc(),
+            )
+            await self.receiver.start()
+        if config.dcgm_endpoints:
+            poller = DcgmPoller(config.dcgm_endpoints, self.submit_alerts, config.dcgm_poll_seconds)
+            self.tasks.append(asyncio.create_task(poller.run(), name="dcgm-poll"))
 
     async def stop(self) -> None:
+        if self.receiver is not None:
+            await self.receiver.stop()
+            self.receiver = None
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -174,14 +202,14 @@ class Portalis:
         """A Node's event: the health controller's node watch, and the clusters running on it when its quarantine
         changed (the Node is how a quarantine reaches them)."""
         view = view_node(body)
-        seen = None if deleted else quarantine_fingerprint(view)
-        if self.node_seen.get(view.name) != seen:
-            if seen is None:
+        seen = IN_SERVICE if deleted else quarantine_fingerprint(view)
+        if self.node_seen.get(view.name, IN_SERVICE) != seen:  # (kept only for nodes not in service)
+            if seen == IN_SERVICE:
                 self.node_seen.pop(view.name, None)
             else:
                 self.node_seen[view.name] = seen
             self.clusters.on_node(view.name)
-        await self.health.on_node(event_type, body)
+        await self.health.on_node(event_type, view)
 
 
 # ---- kopf's handlers of the operator's life ------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +34,7 @@ from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clock import MeteringClock
 from portalis.config import OperatorConfig
-from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache, Written, first, slim
+from portalis.controllers.caches import Index, NodeCache, ObjectCache, SpecCache, Written, first, slim
 from portalis.controllers.cluster.backend import apply_backend, record_scale, record_transitions
 from portalis.controllers.cluster.metering import Meter, meter
 from portalis.controllers.observer import RETRY_SECONDS, QueueObserver, QueueSnapshot
@@ -59,7 +58,6 @@ from portalis.desired.scaling import History, ScaleDecision, busy_pods, decide_f
 
 log = logging.getLogger("portalis.cluster")
 
-Index = Mapping[Key, Iterable[dict[str, Any]]]
 METER_SECONDS = 5.0
 BUDGET_SECONDS = 1.0  # a budget evaluated this recently is used again
 REFUSED_RETRY_SECONDS = 60.0  # a backend object the apiserver refused is tried again this often, or on a change
@@ -91,7 +89,8 @@ class ClusterController:
     clock: MeteringClock
     workers: int = 32
     loop: Controller = field(init=False)
-    applied: Written[Key] = field(default_factory=Written)  # backend objects applied, until the watch shows them
+    # backend objects applied, by cluster and kind, until the watch shows them
+    applied: Written[tuple[Key, str]] = field(default_factory=Written)
     histories: dict[Key, History] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
     budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
@@ -124,7 +123,8 @@ class ClusterController:
             self.loop.forget(key)
             metrics.forget_cluster(*key)
             self.observer.forget(key)
-            self.applied.forget(key)
+            for backend in Backend:
+                self.applied.forget((key, backend.value))
             for memory in (self.histories, self.budgets, self.status_written):
                 memory.pop(key, None)
             return Result.forget()
@@ -141,7 +141,7 @@ class ClusterController:
 
         owner = Owner(key[1], key[0], meta.get("uid", ""))
         backend_index = self.rayclusters if spec.backend == Backend.RAY else self.daskclusters
-        observed = self.applied.over(key, first(backend_index, key))
+        observed = self.applied.over((key, spec.backend.value), first(backend_index, key))
         pods = [view_pod(p) for p in self.pods.get(key) or ()]
         # the worker count Portalis chose last, as the backend object records it (the status before it exists)
         chosen = applied_replicas(observed)
@@ -173,7 +173,7 @@ class ClusterController:
             applied, refused = await apply_backend(self.kube, ref, desired, observed, generation, existed)
             if applied is not None:
                 observed = slim(applied)
-                self.applied.wrote(key, observed)
+                self.applied.wrote((key, spec.backend.value), observed)
 
         scaled = decision is not None and decision.changed(current)
         if scaled:

@@ -9,26 +9,22 @@ and the cluster controller reads from the Node which of its Ray workers must lea
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from portalis.api.alertmanager import WebhookPayload
 from portalis.api.meta import Key
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube
 from portalis.clients.nodes import NodeClient
-from portalis.controllers.caches import NodeCache, SpecCache
+from portalis.controllers.caches import Index, NodeCache, SpecCache
 from portalis.controllers.health.quarantine import Quarantine
 from portalis.controllers.health.release import NodeWatch
 from portalis.controllers.health.remediation import Remediation
 from portalis.controllers.health.state import HealthState
 from portalis.controllers.health.status import StatusSync
 from portalis.controllers.runtime import Controller, Result
-from portalis.desired.health import HealthSettings, view_node
+from portalis.desired.health import HealthSettings, NodeView
 
 log = logging.getLogger("portalis.health")
-
-Index = Mapping[Any, Iterable[dict[str, Any]]]
 
 
 class HealthController:
@@ -79,10 +75,9 @@ class HealthController:
         """A notification from the webhook receiver or the poller (on the event loop)."""
         return self.quarantine.submit(payload)
 
-    async def on_node(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A node's watch event."""
+    async def on_node(self, event_type: str | None, view: NodeView) -> None:
+        """A node's watch event, as the node's view."""
         state = self.state
-        view = view_node(body)
         if event_type == "DELETED":
             state.known_views.pop(view.name, None)
             state.nodes.gone(view.name)

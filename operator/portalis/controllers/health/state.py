@@ -22,7 +22,7 @@ from portalis.api.v1alpha1.cluster import Backend, HealthSpec
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.clients.nodes import NodeClient
-from portalis.controllers.caches import NodeCache, SpecCache, first
+from portalis.controllers.caches import Index, NodeCache, SpecCache, first
 from portalis.controllers.runtime import Controller
 from portalis.desired.health import (
     FLEET,
@@ -43,7 +43,6 @@ from portalis.desired.raycluster import named_workers_to_delete
 
 log = logging.getLogger("portalis.health")
 
-Index = Mapping[Any, Iterable[dict[str, Any]]]
 PENDING_SECONDS = 30.0  # how long a quarantine this process wrote counts before the watch cache shows it
 FLEET_CACHE_SECONDS = 0.5  # how stale the fleet a status report uses may be (decisions always build it anew)
 

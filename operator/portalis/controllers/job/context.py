@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +14,7 @@ from portalis.api.meta import Key
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube, Ref
 from portalis.config import OperatorConfig
-from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache
+from portalis.controllers.caches import Index, NodeCache, ObjectCache, SpecCache
 from portalis.controllers.observer import QueueObserver
 from portalis.controllers.redis_gate import RedisGate
 from portalis.controllers.runtime import Controller
@@ -24,8 +23,6 @@ from portalis.desired.job_status import RateTracker
 from portalis.desired.plan import PlanItem
 
 log = logging.getLogger("portalis.job")
-
-Index = Mapping[Key, Iterable[dict[str, Any]]]
 
 
 @dataclass

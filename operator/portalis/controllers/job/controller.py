@@ -18,9 +18,9 @@ from portalis.api.meta import Key
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube
 from portalis.config import OperatorConfig
-from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache, cluster_of_job, slim
+from portalis.controllers.caches import Index, NodeCache, ObjectCache, SpecCache, cluster_of_job, slim
 from portalis.controllers.job.cleanup import sweep_queues
-from portalis.controllers.job.context import Index, JobContext
+from portalis.controllers.job.context import JobContext
 from portalis.controllers.job.reconcile import reconcile
 from portalis.controllers.observer import QueueObserver
 from portalis.controllers.redis_gate import RedisGate
