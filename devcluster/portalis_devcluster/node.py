@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from portalis_devcluster import build, host, oci
-from portalis_devcluster.network import CLUSTER_DOMAIN, DNS_SERVICE_IP, NodeNetwork
+from portalis_devcluster.network import CLUSTER_DOMAIN, DNS_SERVICE_IP, NodeNetwork, processes_in_mount_ns
 from portalis_devcluster.nodes import FLEET_LABEL, GPU_PRODUCTS
 from portalis_devcluster.pki import KUBE_PROXY_CLIENT, Pki, kubelet_client_cert, kubelet_serving_cert
 
@@ -369,8 +369,6 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
             stop_pid(name, pids.pop(name, None))
         host.kill_cgroup(self.cgroup_name)
         stop_pid("containerd", pids.pop("containerd", None))
-        from portalis_devcluster.network import processes_in_mount_ns
-
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             left = processes_in_mount_ns(self.net)
