@@ -26,6 +26,7 @@ import yaml
 from e2e.helpers import Cluster, merge, wait_for
 from portalis.clients.store import Store
 from portalis_devcluster.cluster import DevCluster, free_port
+from portalis_devcluster.node import RealNodeSpec
 from portalis_devcluster.operator import ROOT, OperatorProcess
 from portalis_devcluster.servers import RedisServer, S3Server
 
@@ -372,7 +373,8 @@ def test_kubectl_apply_k_gives_the_same_running_system_on_a_clean_cluster(kube: 
         kube, "template", "portalis", str(CHART), "-n", "portalis-system", "--kube-version", "1.34.0"
     ).stdout
     chart = [d for d in yaml.safe_load_all(rendered) if d]
-    second = DevCluster(tmp_path / "kustomize-cluster")
+    # the chart's pods land on the KWOK fleet; a real node would add nothing here
+    second = DevCluster(tmp_path / "kustomize-cluster", real_node=RealNodeSpec(enabled=False))
     try:
         second.up()
         crds_before = second.kubectl("get", "crd", "-o", "name").stdout

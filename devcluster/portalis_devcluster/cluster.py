@@ -48,6 +48,7 @@ __all__ = ["ADMIN_TOKEN", "DevCluster", "DevClusterError", "free_port", "pid_ali
 
 ADMIN_TOKEN = "portalis-devcluster-admin"  # throwaway cluster, API server on loopback or the node's veth only
 COMPONENTS = controlplane.COMPONENTS
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the closing NUL
 
 
 class DevClusterError(RuntimeError):
@@ -197,6 +198,12 @@ class DevCluster:
             st.node = NodeState(reason=f"turned off ({ENV_SWITCH}=0)")
             return
         missing = host.missing_for_real_node()
+        longest = self.dir / "node" / "kubelet" / "device-plugins" / "kubelet.sock"
+        if len(str(longest).encode()) > MAX_SOCKET_PATH:
+            missing.append(
+                f"a shorter cluster directory: the kubelet's sockets under {self.dir} would pass the "
+                f"{MAX_SOCKET_PATH}-byte limit of a unix socket path"
+            )
         if missing:
             st.node = NodeState(reason="this machine cannot run a real node: " + "; ".join(missing))
             _log(f"no real node, the KWOK fleet runs alone; {st.node.reason}")
@@ -325,7 +332,7 @@ class DevCluster:
             host.write_sysctls(st.node.sysctls_before)
             st.node.sysctls_before = {}
         if purge:
-            for sub in ("etcd-data", "node/kubelet", "node/state", "node/run", "node/pod-logs", "node/cni/ipam"):
+            for sub in ("etcd-data", "node/kubelet", "node/state", "node/pod-logs", "node/cni/ipam"):
                 path = self.dir / sub
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)

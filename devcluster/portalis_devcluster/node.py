@@ -15,8 +15,10 @@ Deployment from an image of the CoreDNS binary built here. The kubelet's pods li
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -37,6 +39,7 @@ NODE_LABEL = "devcluster.portalis.dev/node"  # value "real"; also the taint's ke
 PAUSE_IMAGE = f"localhost/portalis/pause:{build.PAUSE_VERSION}"
 COREDNS_IMAGE = f"localhost/portalis/coredns:{build.COREDNS_VERSION.lstrip('v')}"
 NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy")
+RUN_ROOT = Path("/run/portalis")
 ENV_SWITCH = "PORTALIS_DEVCLUSTER_REAL_NODE"
 ENV_GPUS = "PORTALIS_DEVCLUSTER_REAL_NODE_GPUS"
 
@@ -95,8 +98,14 @@ class RealNode:
         return self.dir / "containerd-root"
 
     @property
+    def run_dir(self) -> Path:
+        """containerd's sockets: a unix socket path holds 107 bytes, so they live under /run, not the cluster dir."""
+        digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
+        return RUN_ROOT / digest
+
+    @property
     def socket(self) -> Path:
-        return self.dir / "run" / "containerd.sock"
+        return self.run_dir / "containerd.sock"
 
     @property
     def kubelet_root(self) -> Path:
@@ -112,7 +121,8 @@ class RealNode:
     # ---- configuration ---------------------------------------------------------------------------------------
     def write_config(self, server: str) -> None:
         """Certificates, kubeconfigs, and the configuration files of containerd, CNI, the kubelet and kube-proxy."""
-        for sub in ("run", "state", "cni/net.d", "cni/ipam", "pod-logs", "opt", "kubelet"):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("state", "cni/net.d", "cni/ipam", "pod-logs", "opt", "kubelet"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self.containerd_root.mkdir(parents=True, exist_ok=True)
         self.pki.ensure(kubelet_client_cert(NODE_NAME))
@@ -380,3 +390,6 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
             time.sleep(0.1)
         host.kill_cgroup(self.cgroup_name)
         host.remove_cgroup(self.cgroup_name)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            RUN_ROOT.rmdir()  # only when no other cluster's node runs

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.node import NODE_LABEL
 from portalis_devcluster.nodes import GPU_PRODUCTS
 
 pytestmark = pytest.mark.cluster
@@ -53,7 +54,9 @@ def test_gpu_nodes_are_ready_with_allocatable_gpus(kube: DevCluster) -> None:
     assert {GPU_PRODUCTS["H100"][0], GPU_PRODUCTS["A100"][0]} <= products
     assert {n["metadata"]["labels"]["karpenter.sh/capacity-type"] for n in nodes} == {"spot", "on-demand"}
     for n in nodes:
-        assert int(n["status"]["allocatable"]["nvidia.com/gpu"]) == 8
+        # the KWOK fleet's nodes have 8 GPUs each; the real node has as many as its spec says
+        real = n["metadata"]["labels"].get(NODE_LABEL) == "real"
+        assert int(n["status"]["allocatable"]["nvidia.com/gpu"]) == (kube.real_node.gpus if real else 8)
         ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True", n["metadata"]["name"]
 
