@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from e2e.dataplane import SOURCES, RealData
+from e2e.dataplane import ARTIFACTS, SOURCES, RealData
 
 from bench.common import Result, percentile, report, summary
 from bench.realnode import NoRealNode, real_data
@@ -33,6 +33,7 @@ GOAL_RATIO = 0.8
 def upload(data: RealData, job: str) -> int:
     store = data.stack.store()
     store.ensure_bucket(SOURCES)
+    store.ensure_bucket(ARTIFACTS)  # the clusters keep their plans there
     salt = uuid.uuid4().hex
     count = 0
     for path in sorted(SAMPLE.rglob("*.py")):

@@ -3,9 +3,10 @@ first item.
 
 Portalis: a TranslationCluster on the real node with autoscaling on (min 1, max 2 workers, targetItemsPerWorker 2,
 no scale-up stabilization) and a slow engine (the project's OpenAI-compatible test server in a pod, 1.5 s an item),
-so one worker cannot drain the backlog. Each trial submits a job of 8 files and times, from the first moment Redis
-holds its items, until a worker on a pod that did not exist before reports (in its heartbeat) an item in hand. The
-job then finishes and the cluster settles back to one worker.
+so one worker cannot drain the backlog. Each trial submits a job of 30 files (45 s of work for one worker, so the
+backlog outlasts a new pod's start) and times, from the first moment Redis holds its items, until a worker on a pod
+that did not exist before reports (in its heartbeat) an item in hand. The job then finishes and the cluster
+settles back to one worker.
 
 Baseline, in the same run: the same cluster shape with autoscaling off, scaled by hand at the instant the backlog
 appears (its minWorkers raised to 2, as a person or a pipeline would), timed the same way. The difference is what
@@ -27,7 +28,7 @@ from bench.common import Result, percentile, report, summary
 from bench.realnode import NoRealNode, real_data
 
 TRIALS = int(os.environ.get("PORTALIS_BENCH_SCALEUP_TRIALS", "5"))
-FILES = 8
+FILES = 30  # 45 s of work for one worker: the backlog outlasts the new pod's start
 GOAL_P95 = 30.0
 
 
