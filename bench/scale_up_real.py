@@ -3,7 +3,7 @@ first item.
 
 Portalis: a TranslationCluster on the real node with autoscaling on (min 1, max 2 workers, targetItemsPerWorker 2,
 no scale-up stabilization) and a slow engine (the project's OpenAI-compatible test server in a pod, 1.5 s an item),
-so one worker cannot drain the backlog. Each trial submits a job of 30 files (45 s of work for one worker, so the
+so one worker cannot drain the backlog. Each trial submits a job of 60 files (90 s of work for one worker, so the
 backlog outlasts a new pod's start) and times, from the first moment Redis holds its items, until a worker on a pod
 that did not exist before reports (in its heartbeat) an item in hand. The job then finishes and the cluster
 settles back to one worker.
@@ -28,7 +28,7 @@ from bench.common import Result, percentile, report, summary
 from bench.realnode import NoRealNode, real_data
 
 TRIALS = int(os.environ.get("PORTALIS_BENCH_SCALEUP_TRIALS", "5"))
-FILES = 30  # 45 s of work for one worker: the backlog outlasts the new pod's start
+FILES = 60  # 90 s of work for one worker: the backlog outlasts a new pod's start on a busy machine
 GOAL_P95 = 30.0
 
 
@@ -55,16 +55,25 @@ def trial(data: RealData, cluster: str, job: str, by_hand: bool) -> tuple[float,
     if by_hand:
         data.c.kubectl("patch", "tc", cluster, "--type=merge", "-p", '{"spec":{"workers":{"minWorkers":2}}}')
     ready_at: float | None = None
+    seen: list[str] = []
     while True:
         now = time.monotonic()
-        assert now - t0 < 300, "no new worker took an item within 300 s"
+        assert now - t0 < 300, f"no new worker took an item within 300 s (pods before: {before}); seen:\n" + "\n".join(
+            seen[-20:]
+        )
+        pods = data.ray_pods(cluster, "worker")
+        busy = {name.split("/")[0] for name in data.busy_workers(cluster)}
+        line = (
+            f"{now - t0:.1f}s backlog {queue.backlog()} pods {sorted(p['metadata']['name'] for p in pods)} busy {busy}"
+        )
+        if not seen or seen[-1].split("s ", 1)[1] != line.split("s ", 1)[1]:
+            seen.append(line)
         if ready_at is None:
-            for p in data.ray_pods(cluster, "worker"):
+            for p in pods:
                 name = p["metadata"]["name"]
                 conditions = (p.get("status") or {}).get("conditions", [])
                 if name not in before and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                     ready_at = now
-        busy = {name.split("/")[0] for name in data.busy_workers(cluster)}
         if busy - before:
             first_item = now
             break
