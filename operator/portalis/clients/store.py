@@ -96,7 +96,8 @@ class Store:
     With an ``endpoint`` (an S3-compatible server), listings, single-part writes, reads and heads go out as
     signed requests on one connection pool (``s3wire``), which costs a fraction of boto3's CPU per request;
     boto3 (``self.s3``) does the rest, and everything when no endpoint is given (AWS S3, with its region
-    redirects and addressing rules)."""
+    redirects and addressing rules). ``session``: the boto3 Session to make the client from (a new one by
+    default); the caller keeps other threads off it while the Store is made."""
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class Store:
         access_key: str | None = None,
         secret_key: str | None = None,
         force_path_style: bool = True,
+        session: boto3.session.Session | None = None,
     ) -> None:
         self.endpoint = endpoint or None
         self.region = region
@@ -116,7 +118,7 @@ class Store:
             max_pool_connections=IO_THREADS,
             s3={"addressing_style": "path"} if force_path_style else None,
         )
-        session = boto3.session.Session()
+        session = session or boto3.session.Session()
         self.s3: Any = session.client(
             "s3",
             endpoint_url=self.endpoint,
