@@ -213,6 +213,9 @@ class S3Server(_Server):
             "--iam-dir",  # accounts besides root live here; a key it does not know is refused as InvalidAccessKeyId
             str(self.iam_dir),
             "--quiet",
+            # HTTP keep-alive, as a deployment serving clients that make many small requests runs it (versitygw
+            # closes every connection after one answer by default: each request then paid a new TCP connection)
+            "--keep-alive",
             "posix",
         ]
         sidecar = self.sidecar_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -12,7 +13,16 @@ import pytest
 from pydantic import ValidationError
 
 from portalis.api.v1alpha1.job import TranslationJobSpec
-from portalis.controllers.caches import NodeCache, ObjectCache, SpecCache, Written, cluster_of_job, slim
+from portalis.controllers.caches import (
+    INTERN_MAX,
+    NodeCache,
+    ObjectCache,
+    SpecCache,
+    Written,
+    cluster_of_job,
+    compact,
+    slim,
+)
 from portalis.controllers.observer import QueueObserver
 
 
@@ -52,6 +62,26 @@ def test_cached_bodies_leave_out_managed_fields_without_touching_the_watched_obj
     kept = slim(body)
     assert kept == {"metadata": {"name": "j", "uid": "u"}, "spec": {"a": 1}}
     assert body["metadata"]["managedFields"] == [{"manager": "kubectl"}]
+
+
+def test_compacted_bodies_are_equal_and_share_their_keys_and_short_strings() -> None:
+    text = json.dumps(
+        {
+            "metadata": {"name": "j1", "generation": 2, "labels": {"team": "a"}},
+            "status": {"phase": "Queued", "conditions": [{"type": "Planned", "status": "True", "n": 1.5}]},
+            "note": "x" * (INTERN_MAX + 1),
+            "flags": [True, None, "Queued"],
+        }
+    )
+    first, second = json.loads(text), json.loads(text)
+    assert first["status"]["phase"] is not second["status"]["phase"]  # each decode makes its own strings
+    a, b = compact(first), compact(second)
+    assert a == b == json.loads(text)
+    assert a["status"]["phase"] is b["status"]["phase"] is b["flags"][2]
+    cond_a, cond_b = a["status"]["conditions"][0], b["status"]["conditions"][0]
+    assert next(iter(cond_a)) is next(iter(cond_b)) and cond_a["type"] is cond_b["type"]
+    assert a["note"] is not b["note"]  # long strings are kept as decoded
+    assert a["metadata"] is not first["metadata"]  # a copy: the watched body is left as it is
 
 
 def _tj(uid: str, generation: int, cluster: str) -> dict[str, Any]:

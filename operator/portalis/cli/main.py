@@ -18,6 +18,11 @@ from portalis import __version__
 
 
 def _cmd_operator_run(args: argparse.Namespace) -> int:
+    # kopf imports every Kubernetes client library it finds, to log in through one of them. The operator talks
+    # to the API server through the official client (kopf logs in through it as well); kubernetes_asyncio and
+    # pykube only come along with dask-kubernetes, and not importing them keeps about 45 MB out of the process.
+    for unused in ("kubernetes_asyncio", "pykube"):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
     from portalis.config import OperatorConfig
     from portalis.operator_main import run_operator
 

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import redis
 
 from portalis.api.v1alpha1.cluster import TranslationClusterSpec
@@ -52,6 +53,9 @@ class Connections:
         self._by_cluster: dict[tuple[str, str], ClusterConnections] = {}
         self._redis: dict[str, redis.Redis] = {}
         self._stores: dict[tuple[str | None, str, str | None, str | None, bool], Store] = {}
+        # one boto3 Session for every store (used under self._lock: a Session is not thread-safe, its clients
+        # are): each Session loads the S3 service model again, about 12 MB per distinct endpoint and credentials
+        self._session = boto3.session.Session()
         self._visibility = visibility_timeout_seconds
 
     def _secret(self, namespace: str, name: str, key: str) -> str:
@@ -124,6 +128,7 @@ class Connections:
                     access_key=access,
                     secret_key=secret_key,
                     force_path_style=path_style,
+                    session=self._session,
                 )
         queue = RedisQueue(client, namespace, name, **kwargs)
         conns = ClusterConnections(queue, store, spec.storage.bucket, fingerprint, spec)

@@ -73,6 +73,19 @@ class Scale:
 
 
 @dataclass
+class Desired:
+    """The backend object last built for a cluster, what it was built from, and the observed object last found
+    to hold all of it. A cluster is reconciled again and again with the same inputs (every move of its queue
+    that the scaler looks at); building and hashing the object and comparing it field by field took about 3 ms
+    each time."""
+
+    spec: TranslationClusterSpec  # the parsed spec, by identity (the spec cache shares one per generation)
+    inputs: tuple[Any, ...]
+    body: dict[str, Any]
+    holds: dict[str, Any] | None = None  # an observed object (by identity) found to hold every field of ``body``
+
+
+@dataclass
 class ClusterController:
     kube: Kube
     connections: Connections
@@ -94,6 +107,7 @@ class ClusterController:
     histories: dict[Key, History] = field(default_factory=dict)
     status_written: dict[Key, float] = field(default_factory=dict)  # when status was last patched (monotonic)
     budgets: dict[Key, tuple[float, BudgetState]] = field(default_factory=dict)
+    desired: dict[Key, Desired] = field(default_factory=dict)
     meter: Meter = field(default_factory=Meter)
 
     def __post_init__(self) -> None:
@@ -125,7 +139,7 @@ class ClusterController:
             self.observer.forget(key)
             for backend in Backend:
                 self.applied.forget((key, backend.value))
-            for memory in (self.histories, self.budgets, self.status_written):
+            for memory in (self.histories, self.budgets, self.status_written, self.desired):
                 memory.pop(key, None)
             return Result.forget()
         meta = tc["metadata"]
@@ -161,19 +175,21 @@ class ClusterController:
             backend_name = raycluster_name(key[1])
             # idle workers the scaler chose, and workers on Nodes quarantined for this cluster
             remove = set(decision.workers_to_delete if decision else ()) | workers_to_remove(key, pods, self.nodes.view)
-            desired = build_raycluster(spec, owner, replicas, sorted(remove))
         else:
             backend_name = daskcluster_name(key[1])
-            desired = build_daskcluster(spec, owner, replicas)
-        annotate(desired, generation, replicas)
+            remove = set()
+        memo = self._desired(key, spec, owner, generation, replicas, sorted(remove))
+        desired = memo.body
 
         refused: str | None = None
-        if observed is None or not is_subset(desired, observed):
+        if observed is None or (observed is not memo.holds and not is_subset(desired, observed)):
             existed = bool(status.get("rayClusterName") or status.get("daskClusterName"))
             applied, refused = await apply_backend(self.kube, ref, desired, observed, generation, existed)
             if applied is not None:
                 observed = slim(applied)
                 self.applied.wrote((key, spec.backend.value), observed)
+        else:
+            memo.holds = observed  # holds every field Portalis wants: this object is not compared again
 
         scaled = decision is not None and decision.changed(current)
         if scaled:
@@ -211,6 +227,21 @@ class ClusterController:
         if budget is not None and new_status["gpus"]["allocated"]:
             after.append(METER_SECONDS)  # spend grows while GPUs are held
         return Result(requeue_after=min(after)) if after else Result()
+
+    def _desired(
+        self, key: Key, spec: TranslationClusterSpec, owner: Owner, generation: int, replicas: int, remove: list[str]
+    ) -> Desired:
+        """The backend object for these inputs, built again only when one of them changed."""
+        inputs = (owner, generation, replicas, tuple(remove))
+        memo = self.desired.get(key)
+        if memo is not None and memo.spec is spec and memo.inputs == inputs:
+            return memo
+        if spec.backend == Backend.RAY:
+            body = build_raycluster(spec, owner, replicas, remove)
+        else:
+            body = build_daskcluster(spec, owner, replicas)
+        memo = self.desired[key] = Desired(spec, inputs, annotate(body, generation, replicas))
+        return memo
 
     async def _invalid(
         self, ref: Ref, status: dict[str, Any], generation: int, exc: ValidationError, now: datetime

@@ -18,7 +18,7 @@ from portalis.api.meta import Key
 from portalis.clients.connections import Connections
 from portalis.clients.kube import Kube
 from portalis.config import OperatorConfig
-from portalis.controllers.caches import Index, NodeCache, ObjectCache, SpecCache, cluster_of_job, slim
+from portalis.controllers.caches import Index, NodeCache, ObjectCache, SpecCache, cluster_of_job, compact, slim
 from portalis.controllers.job.cleanup import sweep_queues
 from portalis.controllers.job.context import JobContext
 from portalis.controllers.job.reconcile import reconcile
@@ -73,7 +73,7 @@ class JobController:
             uid = str((body.get("metadata") or {}).get("uid") or "")
             ctx.deleted[key] = (uid, cluster_of_job(key, body))
         else:
-            ctx.jobs.put(key, slim(body))
+            ctx.jobs.put(key, compact(slim(body)))  # thousands are held: strings shared
         if changed(ctx.seen, key, None if deleted else job_fingerprint(body)):
             ctx.loop.enqueue(key)
 
