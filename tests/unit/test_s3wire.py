@@ -104,3 +104,16 @@ def test_an_unreachable_server_is_tried_five_times_with_backoff() -> None:
 def test_an_endpoint_that_is_not_http_is_refused() -> None:
     with pytest.raises(ValueError, match="not an http"):
         S3Wire("ftp://example.com", "us-east-1", lambda: None)
+
+
+def test_certificates_are_checked_against_the_bundle_boto3_would_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    def creds() -> Credentials:
+        return Credentials("a", "b")
+
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    default = S3Wire("https://s3.example.internal", "us-east-1", creds)
+    assert default.pool.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+    assert default.pool.connection_pool_kw["ca_certs"] is None  # the system's trust store
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/portalis/ca.crt")
+    private = S3Wire("https://s3.example.internal", "us-east-1", creds)
+    assert private.pool.connection_pool_kw["ca_certs"] == "/etc/portalis/ca.crt"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import os
 import random
 import time
 import xml.etree.ElementTree as ET
@@ -186,9 +187,13 @@ class S3Wire:
         self.credentials = credentials
         self.sleep = sleep
         self.requests = 0  # requests sent (each attempt), for tests and figures
+        # certificates are checked against the CA bundle boto3 would use for the same endpoint
+        ca_bundle = os.environ.get("AWS_CA_BUNDLE") or None
         self.pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_bundle,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             retries=False,
         )
