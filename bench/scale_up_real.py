@@ -63,9 +63,8 @@ def trial(data: RealData, cluster: str, job: str, by_hand: bool) -> tuple[float,
         )
         pods = data.ray_pods(cluster, "worker")
         busy = {name.split("/")[0] for name in data.busy_workers(cluster)}
-        line = (
-            f"{now - t0:.1f}s backlog {queue.backlog()} pods {sorted(p['metadata']['name'] for p in pods)} busy {busy}"
-        )
+        phases = sorted(f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods)
+        line = f"{now - t0:.1f}s backlog {queue.backlog()} pods {phases} busy {busy}"
         if not seen or seen[-1].split("s ", 1)[1] != line.split("s ", 1)[1]:
             seen.append(line)
         if ready_at is None:

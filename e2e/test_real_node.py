@@ -30,6 +30,7 @@ from portalis_devcluster import incluster
 from portalis_devcluster.chart import Release, helm
 from portalis_devcluster.cluster import DevCluster
 from portalis_devcluster.node import NODE_NAME, NODE_SELECTOR, TOLERATIONS
+from portalis_devcluster.stack import SMALL
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 
@@ -105,7 +106,6 @@ def _secret(name: str, data: dict[str, str]) -> str:
 def real_node_cluster(name: str, image: str, workers: int = 1) -> dict[str, Any]:
     """A TranslationCluster whose head and GPU workers run on the real node, sized for its two CPUs."""
     place = {"nodeSelector": dict(NODE_SELECTOR), "tolerations": list(TOLERATIONS)}
-    small = {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     return {
         "apiVersion": "portalis.dev/v1alpha1",
         "kind": "TranslationCluster",
@@ -114,13 +114,13 @@ def real_node_cluster(name: str, image: str, workers: int = 1) -> dict[str, Any]
             "backend": "Ray",
             "image": image,
             "engine": {"name": "py2many"},
-            "head": {"resources": small, **place},
+            "head": {"resources": SMALL, **place},
             "workers": {
                 "gpuType": "H100",
                 "gpusPerWorker": 1,
                 "minWorkers": workers,
                 "maxWorkers": 2,
-                "resources": small,
+                "resources": SMALL,
                 **place,
             },
             "queue": {"urlSecretRef": {"name": "portalis-redis", "key": "url"}},

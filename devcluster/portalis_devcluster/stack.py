@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from portalis_devcluster.cluster import DevCluster
 
 # what fits the real node's two CPUs: a head, a few GPU workers and the servers
-SMALL = {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+# Ray pods on the real node: it has the machine's cores (two here), and the head's driver sidecar asks for 250m of
+# its own, so two clusters with three workers between them still fit beside the stack
+SMALL = {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
 
 
 class StackError(RuntimeError):
