@@ -111,9 +111,19 @@ def test_changed_bounds_apply_at_once() -> None:
     assert d.replicas == 2 and "w0" in d.workers_to_delete and len(d.workers_to_delete) == 2
 
 
-def test_autoscaling_disabled_keeps_the_count() -> None:
-    policy = ScalingPolicy(1, 8, enabled=False)
-    assert decide(policy, 3, 10_000, idle(3), History(), now=0).replicas == 3
+def test_autoscaling_disabled_runs_min_workers_whatever_the_backlog() -> None:
+    policy = ScalingPolicy(2, 8, enabled=False)
+    assert decide(policy, 2, 10_000, idle(2), History(), now=0).replicas == 2
+    up = decide(policy, 1, 0, idle(1), History(), now=0)  # minWorkers raised
+    assert (up.replicas, up.workers_to_delete, up.reason) == (2, (), "AutoscalingDisabled")
+
+
+def test_autoscaling_disabled_and_min_workers_lowered_scales_down_idle_workers_first() -> None:
+    # a cluster raised by hand to 3 and set back to 1 shrinks at once, not when an autoscaler would
+    workers = [Worker("busy", busy=True, created=9.0), *idle(2)]
+    d = decide(ScalingPolicy(1, 8, enabled=False), 3, 50, workers, History(), now=0)
+    assert d.replicas == 1 and sorted(d.workers_to_delete) == ["w0", "w1"]
+    assert d.changed(3) and "scaled down to 1" in d.message
 
 
 def test_choose_idle_prefers_unready_then_newest() -> None:

@@ -123,6 +123,16 @@ def backlog_needs_a_look(
     return since_look >= figures_seconds
 
 
+def _shrink_now(current: int, target: int, workers: Sequence[Worker], reason: str, message: str) -> ScaleDecision:
+    """Down to ``target`` at once, without stabilization: idle workers go first, then busy ones, whose items go
+    back to the queue when they stop."""
+    remove = current - target
+    chosen = choose_idle(workers, remove)
+    busy = sorted(w.name for w in workers if w.busy and w.name not in chosen)
+    chosen += busy[: remove - len(chosen)]
+    return ScaleDecision(target, tuple(sorted(chosen)), reason, message)
+
+
 def decide(
     policy: ScalingPolicy,
     current: int,
@@ -134,9 +144,11 @@ def decide(
 ) -> ScaleDecision:
     """The replica count for now and the idle workers to remove; records the recommendation in ``history``."""
     lo, hi = policy.min_workers, policy.max_workers
-    if not policy.enabled:
-        replicas = max(lo, min(hi, current))
-        return ScaleDecision(replicas, (), "AutoscalingDisabled", "spec.autoscaling.enabled is false")
+    if not policy.enabled:  # a fixed size: the cluster runs minWorkers
+        why = "spec.autoscaling.enabled is false"
+        if current > lo:
+            return _shrink_now(current, lo, workers, "AutoscalingDisabled", f"{why}: scaled down to {lo} workers")
+        return ScaleDecision(lo, (), "AutoscalingDisabled", why)
     wanted = wanted_workers(backlog, policy)
     keep = max(policy.scale_up_stabilization_seconds, policy.scale_down_stabilization_seconds)
     history.add(now, wanted, keep)
@@ -146,12 +158,8 @@ def decide(
         why = f"minWorkers/maxWorkers are now {lo}/{hi}"
         if clamped_current > current:
             return ScaleDecision(clamped_current, (), "BoundsChanged", f"{why}: scaled up to {clamped_current} workers")
-        remove = current - clamped_current
-        chosen = choose_idle(workers, remove)
-        busy = sorted(w.name for w in workers if w.busy and w.name not in chosen)
-        chosen += busy[: remove - len(chosen)]  # their items go back to the queue when they stop
-        return ScaleDecision(
-            clamped_current, tuple(sorted(chosen)), "BoundsChanged", f"{why}: scaled down to {clamped_current} workers"
+        return _shrink_now(
+            current, clamped_current, workers, "BoundsChanged", f"{why}: scaled down to {clamped_current} workers"
         )
 
     up_target = min(history.within(now, policy.scale_up_stabilization_seconds) or [wanted])
