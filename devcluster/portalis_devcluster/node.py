@@ -84,12 +84,15 @@ NODE_SELECTOR = {NODE_LABEL: "real"}
 class RealNode:
     """Paths, configuration files and command lines of the real node; ``DevCluster`` starts and stops it."""
 
-    def __init__(self, cluster_dir: Path, tc: build.Toolchain, net: NodeNetwork, spec: RealNodeSpec) -> None:
+    def __init__(
+        self, cluster_dir: Path, tc: build.Toolchain, net: NodeNetwork, spec: RealNodeSpec, run_root: Path = RUN_ROOT
+    ) -> None:
         self.dir = cluster_dir / "node"
         self.tc = tc
         self.net = net
         self.spec = spec
         self.pki = Pki(cluster_dir / "pki")
+        self.run_root = run_root
 
     # ---- paths -----------------------------------------------------------------------------------------------
     @property
@@ -101,7 +104,7 @@ class RealNode:
     def run_dir(self) -> Path:
         """containerd's sockets: a unix socket path holds 107 bytes, so they live under /run, not the cluster dir."""
         digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
-        return RUN_ROOT / digest
+        return self.run_root / digest
 
     @property
     def socket(self) -> Path:
@@ -392,4 +395,4 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
         host.remove_cgroup(self.cgroup_name)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
-            RUN_ROOT.rmdir()  # only when no other cluster's node runs
+            self.run_root.rmdir()  # only when no other cluster's node runs

@@ -95,8 +95,10 @@ def test_a_certificate_is_made_again_only_when_its_names_change(tmp_path: Path) 
 
 
 def test_the_kubelet_authenticates_and_authorizes_like_a_real_node(tmp_path: Path) -> None:
-    node = RealNode(tmp_path, build.Toolchain(tmp_path / "cache"), NodeNetwork(0, tmp_path / "ns"), RealNodeSpec())
+    tc, net = build.Toolchain(tmp_path / "cache"), NodeNetwork(0, tmp_path / "ns")
+    node = RealNode(tmp_path, tc, net, RealNodeSpec(), run_root=tmp_path / "run")
     node.write_config("https://10.243.0.1:6443")
+    assert node.socket.parent.parent == tmp_path / "run" and len(str(node.socket)) <= 107
     cfg = yaml.safe_load((node.dir / "kubelet.yaml").read_text())
     assert cfg["authentication"]["anonymous"]["enabled"] is False
     assert cfg["authentication"]["webhook"]["enabled"] is True
