@@ -46,20 +46,24 @@ class ServiceAddress:
     from_host: str
 
 
-def build_redis(name: str, namespace: str, image: str) -> list[dict[str, Any]]:
-    """A single Redis with append-only persistence on an emptyDir (kept across container restarts)."""
-    labels = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": name}
-    container = {
-        "name": "redis",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": [arg for key, value in REDIS_CONFIG.items() for arg in (f"--{key}", value)],
-        "ports": [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}],
-        "readinessProbe": {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 2},
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
-        "securityContext": RESTRICTED_CONTAINER,
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+def build_on_real_node(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    port: int,
+    node_port: bool = True,
+) -> list[dict[str, Any]]:
+    """One replica of ``container`` on the real node (recreated, never two at once on the same emptyDirs' data) and
+    a Service for its named port: a NodePort, so that this machine reaches it too, unless ``node_port`` is False."""
+    port_name = container["ports"][0]["name"]
+    service: dict[str, Any] = {
+        "selector": labels,
+        "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}],
     }
+    if node_port:
+        service["type"] = "NodePort"
     return [
         {
             "apiVersion": "apps/v1",
@@ -75,7 +79,7 @@ def build_redis(name: str, namespace: str, image: str) -> list[dict[str, Any]]:
                         "nodeSelector": dict(NODE_SELECTOR),
                         "tolerations": list(TOLERATIONS),
                         "containers": [container],
-                        "volumes": [{"name": "data", "emptyDir": {}}],
+                        "volumes": volumes,
                         "enableServiceLinks": False,
                     },
                 },
@@ -85,13 +89,26 @@ def build_redis(name: str, namespace: str, image: str) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "type": "NodePort",
-                "selector": labels,
-                "ports": [{"name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP"}],
-            },
+            "spec": service,
         },
     ]
+
+
+def build_redis(name: str, namespace: str, image: str) -> list[dict[str, Any]]:
+    """A single Redis with append-only persistence on an emptyDir (kept across container restarts)."""
+    labels = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": name}
+    container = {
+        "name": "redis",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [arg for key, value in REDIS_CONFIG.items() for arg in (f"--{key}", value)],
+        "ports": [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}],
+        "readinessProbe": {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": RESTRICTED_CONTAINER,
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    return build_on_real_node(name, namespace, labels, container, [{"name": "data", "emptyDir": {}}], 6379)
 
 
 def deploy_redis(kube: DevCluster, namespace: str, image: str, name: str = "redis") -> ServiceAddress:
@@ -149,38 +166,8 @@ def build_s3(name: str, namespace: str, image: str, credentials_secret: str) -> 
         "securityContext": RESTRICTED_CONTAINER,
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "iam", "mountPath": "/iam"}],
     }
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "nodeSelector": dict(NODE_SELECTOR),
-                        "tolerations": list(TOLERATIONS),
-                        "containers": [container],
-                        "volumes": [{"name": "data", "emptyDir": {}}, {"name": "iam", "emptyDir": {}}],
-                        "enableServiceLinks": False,
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "type": "NodePort",
-                "selector": labels,
-                "ports": [{"name": "s3", "port": S3_PORT, "targetPort": "s3", "protocol": "TCP"}],
-            },
-        },
-    ]
+    volumes = [{"name": "data", "emptyDir": {}}, {"name": "iam", "emptyDir": {}}]
+    return build_on_real_node(name, namespace, labels, container, volumes, S3_PORT)
 
 
 def credentials_secret(name: str, access_key: str, secret_key: str) -> dict[str, Any]:
