@@ -12,7 +12,6 @@ cluster has no Ray workers. Goal: ratio >= 0.8.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from e2e.dataplane import ARTIFACTS, SOURCES, RealData
+from e2e.dataplane import SOURCES, RealData
 
 from bench.common import Result, percentile, report, summary
 from bench.realnode import NoRealNode, real_data
@@ -31,9 +30,7 @@ GOAL_RATIO = 0.8
 
 
 def upload(data: RealData, job: str) -> int:
-    store = data.stack.store()
-    store.ensure_bucket(SOURCES)
-    store.ensure_bucket(ARTIFACTS)  # the clusters keep their plans there
+    store = data.buckets()
     salt = uuid.uuid4().hex
     count = 0
     for path in sorted(SAMPLE.rglob("*.py")):
@@ -49,18 +46,7 @@ def upload(data: RealData, job: str) -> int:
 def run_job(data: RealData, cluster: str, job: str) -> float:
     """Items per second of one job, first item done to last."""
     files = upload(data, job)
-    body = {
-        "apiVersion": "portalis.dev/v1alpha1",
-        "kind": "TranslationJob",
-        "metadata": {"name": job},
-        "spec": {
-            "clusterRef": {"name": cluster},
-            "source": {"bucket": SOURCES, "prefix": f"{job}/"},
-            "output": {"bucket": SOURCES, "prefix": f"out/{job}/"},
-            "maxFailedItems": "20%",
-        },
-    }
-    data.c.kubectl("apply", "-f", "-", input=json.dumps(body))
+    data.create_job(cluster, job, maxFailedItems="20%")
     queue = data.queue(cluster)
     while not data.c.get("tj", job).get("metadata", {}).get("uid"):
         time.sleep(0.1)

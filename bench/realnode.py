@@ -4,10 +4,10 @@ from its chart), with TranslationClusters whose Ray pods run there. The helpers 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from e2e import dataplane
 from e2e.dataplane import RealData
 
 from bench.common import local_cluster
@@ -20,20 +20,13 @@ class NoRealNode(RuntimeError):
 
 @contextmanager
 def real_data(name: str) -> Iterator[RealData]:
-    """A local cluster with its real node (the default one with PORTALIS_BENCH_REUSE_CLUSTER=1) and the stack in a
-    namespace of its own, removed afterwards."""
+    """A local cluster with its real node (the default one with PORTALIS_BENCH_REUSE_CLUSTER=1) and the stack in
+    namespaces of its own, removed afterwards."""
     with local_cluster(name) as kube:
         if kube.node() is None:
             raise NoRealNode(f"the local cluster runs no real node: {kube.state().node.reason}")
-        tag = uuid.uuid4().hex[:6]
-        namespace, operator_namespace = f"bench-{name}-{tag}", f"bench-op-{tag}"
         try:
-            running = stack.up(kube, namespace, operator_namespace)
+            with dataplane.real_data(kube, f"bench-{name}") as data:
+                yield data
         except stack.StackError as exc:
             raise NoRealNode(str(exc)) from exc
-        try:
-            yield RealData(running)
-        finally:
-            running.release.uninstall()
-            for ns in (namespace, operator_namespace):
-                kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

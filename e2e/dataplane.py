@@ -9,13 +9,19 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from e2e.gpu_health import notification
 from e2e.helpers import Cluster, wait_for
 from e2e.jobs import simple_module
 from portalis.clients.queue import RedisQueue, queue_for
-from portalis_devcluster.incluster import RESTRICTED_CONTAINER
+from portalis.clients.store import Store
+from portalis_devcluster import stack
+from portalis_devcluster.cluster import DevCluster
+from portalis_devcluster.incluster import RESTRICTED_CONTAINER, build_on_real_node
 from portalis_devcluster.node import NODE_SELECTOR, TOLERATIONS
 from portalis_devcluster.operator import ROOT
 from portalis_devcluster.stack import Stack
@@ -48,43 +54,20 @@ class RealData:
         labels = {"app.kubernetes.io/name": name}
         script = OPENAI_SERVER.read_text()
         server_args = ["--host", "0.0.0.0", "--port", str(OPENAI_PORT), "--delay", str(delay)]
+        container = {
+            "name": "server",
+            "image": self.stack.images["worker"],
+            "command": ["python", "/srv/server.py", *server_args],
+            "ports": [{"name": "http", "containerPort": OPENAI_PORT}],
+            "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+            "securityContext": RESTRICTED_CONTAINER,
+            "volumeMounts": [{"name": "script", "mountPath": "/srv"}],
+        }
+        volumes = [{"name": "script", "configMap": {"name": name}}]
         objects: list[dict[str, Any]] = [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"server.py": script}},
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "labels": labels},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "nodeSelector": dict(NODE_SELECTOR),
-                            "tolerations": list(TOLERATIONS),
-                            "containers": [
-                                {
-                                    "name": "server",
-                                    "image": self.stack.images["worker"],
-                                    "command": ["python", "/srv/server.py", *server_args],
-                                    "ports": [{"name": "http", "containerPort": OPENAI_PORT}],
-                                    "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
-                                    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
-                                    "securityContext": RESTRICTED_CONTAINER,
-                                    "volumeMounts": [{"name": "script", "mountPath": "/srv"}],
-                                }
-                            ],
-                            "volumes": [{"name": "script", "configMap": {"name": name}}],
-                        },
-                    },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name},
-                "spec": {"selector": labels, "ports": [{"name": "http", "port": OPENAI_PORT, "targetPort": "http"}]},
-            },
+            *build_on_real_node(name, self.namespace, labels, container, volumes, OPENAI_PORT, node_port=False),
         ]
         self.c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
         self.c.kubectl("rollout", "status", f"deployment/{name}", "--timeout=120s")
@@ -137,14 +120,15 @@ class RealData:
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
     # ---- jobs ------------------------------------------------------------------------------------------------
-    def submit(self, cluster: str, job: str, files: int, max_attempts: int = 5) -> str:
-        """Upload ``files`` small modules (fresh, so none comes from the result cache) and create the job."""
+    def buckets(self) -> Store:
+        """The in-cluster S3 server with the sources bucket and the clusters' plan bucket made."""
         store = self.stack.store()
         store.ensure_bucket(SOURCES)
         store.ensure_bucket(ARTIFACTS)
-        salt = uuid.uuid4().hex
-        for i in range(files):
-            store.put_bytes(SOURCES, f"{job}/pkg/mod_{i:03d}.py", simple_module(i, salt))
+        return store
+
+    def create_job(self, cluster: str, job: str, **spec: Any) -> None:
+        """A TranslationJob of the sources under ``<job>/``, its outputs under ``out/<job>/``; ``spec`` adds fields."""
         body = {
             "apiVersion": "portalis.dev/v1alpha1",
             "kind": "TranslationJob",
@@ -153,11 +137,18 @@ class RealData:
                 "clusterRef": {"name": cluster},
                 "source": {"bucket": SOURCES, "prefix": f"{job}/"},
                 "output": {"bucket": SOURCES, "prefix": f"out/{job}/"},
-                "maxAttemptsPerItem": max_attempts,
-                "maxFailedItems": 0,
+                **spec,
             },
         }
         self.c.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def submit(self, cluster: str, job: str, files: int, max_attempts: int = 5) -> str:
+        """Upload ``files`` small modules (fresh, so none comes from the result cache) and create the job."""
+        store = self.buckets()
+        salt = uuid.uuid4().hex
+        for i in range(files):
+            store.put_bytes(SOURCES, f"{job}/pkg/mod_{i:03d}.py", simple_module(i, salt))
+        self.create_job(cluster, job, maxAttemptsPerItem=max_attempts, maxFailedItems=0)
         return job
 
     def status(self, job: str) -> dict[str, Any]:
@@ -197,26 +188,7 @@ def alert_from_a_pod(data: RealData, node: str) -> str:
     chart's bearer token; returns what the pod printed (the HTTP status)."""
     release = data.stack.release
     token = release.webhook_token()
-    payload = {
-        "version": "4",
-        "status": "firing",
-        "receiver": "portalis",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": {
-                    "alertname": "PortalisGpuEccDoubleBitErrors",
-                    "severity": "critical",
-                    "portalis_action": "quarantine",
-                    "Hostname": node,
-                    "gpu": "0",
-                    "UUID": f"GPU-{node}",
-                },
-                "annotations": {"summary": f"Uncorrectable ECC errors on GPU 0 of node {node}"},
-                "fingerprint": uuid.uuid4().hex[:16],
-            }
-        ],
-    }
+    payload = notification(node)
     body = base64.b64encode(json.dumps(payload).encode()).decode()
     name = f"alert-{uuid.uuid4().hex[:6]}"
     script = (
@@ -251,3 +223,18 @@ def alert_from_a_pod(data: RealData, node: str) -> str:
 
 def now() -> float:
     return time.monotonic()
+
+
+@contextmanager
+def real_data(kube: DevCluster, prefix: str) -> Iterator[RealData]:
+    """The stack on the real node in namespaces of its own (``<prefix>-data-*``, ``<prefix>-op-*``), removed
+    afterwards; raises ``stack.StackError`` when it cannot run here."""
+    tag = uuid.uuid4().hex[:6]
+    namespace, operator_namespace = f"{prefix}-data-{tag}", f"{prefix}-op-{tag}"
+    running = stack.up(kube, namespace, operator_namespace)
+    try:
+        yield RealData(running)
+    finally:
+        running.release.uninstall()
+        for ns in (namespace, operator_namespace):
+            kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from e2e.dataplane import RealData, alert_from_a_pod, now
+from e2e.dataplane import RealData, alert_from_a_pod, now, real_data
 from e2e.helpers import wait_for
 from e2e.realnode import require_real_node
 from portalis_devcluster import stack
@@ -32,18 +31,11 @@ def data(kube: DevCluster, request: pytest.FixtureRequest) -> Iterator[RealData]
     request.getfixturevalue("crds")
     request.getfixturevalue("local_operators_paused")
     require_real_node(kube)
-    tag = uuid.uuid4().hex[:6]
-    namespace, operator_namespace = f"rn-data-{tag}", f"rn-op-{tag}"
     try:
-        running = stack.up(kube, namespace, operator_namespace)
+        with real_data(kube, "rn") as data:
+            yield data
     except stack.StackError as exc:
         pytest.skip(str(exc))
-    try:
-        yield RealData(running)
-    finally:
-        running.release.uninstall()
-        for ns in (namespace, operator_namespace):
-            kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 @pytest.fixture(autouse=True)
